@@ -1,0 +1,14 @@
+"""Fixtures shared by every test: process caches start empty for each test."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _empty_writer_caches():
+    from vigil.ingest import writer
+
+    writer.clear_caches()
+    yield
+    writer.clear_caches()

@@ -1,0 +1,335 @@
+"""The one bulk writer that every ingest endpoint uses.
+
+1. Host names become server ids (cached; new servers registered in bulk).
+2. (server, metric, labels) become series ids (cached; new series in bulk).
+3. Samples go in with the database's fast path: INSERT OR IGNORE into the
+   WITHOUT ROWID table on SQLite, binary COPY on PostgreSQL (falling back to
+   INSERT ... ON CONFLICT DO NOTHING when the batch repeats stored samples).
+4. The newest value of each series and the servers' last_seen are updated.
+
+With group commit on, one writer thread per process takes the batches of
+concurrent requests and commits them in one transaction: a commit costs a
+page write per touched series, so committing 20 requests at once is far
+cheaper than 20 commits. Each request is answered only after its group is
+committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, Value, When
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone
+
+from vigil.ingest.parsers.base import Labels, SeriesPoints
+from vigil.metrics.models import Series, labels_key
+from vigil.servers.models import IngestToken, Server
+
+log = logging.getLogger(__name__)
+
+Item = tuple[int, SeriesPoints]  # (server id, points)
+
+
+class Overloaded(Exception):
+    """The writer cannot take more now; the client should retry later."""
+
+
+class UnknownServers(Exception):
+    def __init__(self, hosts: list[str]) -> None:
+        super().__init__(f"host names already used by another server: {', '.join(hosts)}")
+        self.hosts = hosts
+
+
+_lock = threading.Lock()
+_server_ids: dict[str, int] = {}
+_series_ids: dict[tuple[int, str, Labels], int] = {}
+
+
+def clear_caches() -> None:
+    with _lock:
+        _server_ids.clear()
+        _series_ids.clear()
+
+
+@receiver(post_delete, sender=Server)
+@receiver(post_delete, sender=Series)
+def _forget_deleted(**kwargs) -> None:
+    clear_caches()
+
+
+def server_ids_for_hosts(hosts: Iterable[str]) -> dict[str, int]:
+    """Server ids by host name, registering servers that are new."""
+    hosts = set(hosts)
+    with _lock:
+        found = {h: _server_ids[h] for h in hosts if h in _server_ids}
+    missing = hosts - found.keys()
+    if missing:
+        # Read first: after a restart every host is known, and a read never
+        # waits for the write lock.
+        fetched = dict(Server.objects.filter(host_name__in=missing).values_list("host_name", "id"))
+        new = missing - fetched.keys()
+        if new:
+            Server.objects.bulk_create(
+                [Server(name=h, host_name=h) for h in sorted(new)], ignore_conflicts=True
+            )
+            rows = Server.objects.filter(host_name__in=new).values_list("host_name", "id")
+            fetched.update(rows)
+            if len(fetched) < len(missing):
+                raise UnknownServers(sorted(missing - fetched.keys()))
+        transaction.on_commit(lambda: _remember_servers(fetched))
+        found.update(fetched)
+    return found
+
+
+def _series_ids_for(items: list[Item]) -> list[int]:
+    keys = [(sid, sp.metric, sp.labels) for sid, sp in items]
+    with _lock:
+        ids = [_series_ids.get(k) for k in keys]
+    missing = {k for k, i in zip(keys, ids, strict=True) if i is None}
+    if missing:
+        fetched = _fetch_series(missing)
+        new = missing - fetched.keys()
+        if new:
+            Series.objects.bulk_create(
+                [
+                    Series(server_id=s, metric=m, labels=dict(lb), labels_key=labels_key(lb))
+                    for s, m, lb in sorted(new)
+                ],
+                ignore_conflicts=True,
+            )
+            fetched.update(_fetch_series(new))
+        # Remembered only once committed: a rolled back series has no row.
+        transaction.on_commit(lambda: _remember_series(fetched))
+        ids = [i if i is not None else fetched[k] for k, i in zip(keys, ids, strict=True)]
+    return ids
+
+
+def _fetch_series(keys: set[tuple[int, str, Labels]]) -> dict[tuple[int, str, Labels], int]:
+    wanted = {(s, m, labels_key(lb)): (s, m, lb) for s, m, lb in keys}
+    rows = Series.objects.filter(
+        server_id__in={s for s, _, _ in keys}, metric__in={m for _, m, _ in keys}
+    ).values_list("id", "server_id", "metric", "labels_key")
+    return {wanted[k]: i for i, *rest in rows if (k := tuple(rest)) in wanted}
+
+
+def _remember_servers(ids: dict[str, int]) -> None:
+    with _lock:
+        _server_ids.update(ids)
+
+
+def _remember_series(ids: dict[tuple[int, str, Labels], int]) -> None:
+    with _lock:
+        _series_ids.update(ids)
+
+
+def _insert_samples(ids: list[int], ts: list[int], values: list[float]) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _copy_postgresql(cursor, ids, ts, values)
+        else:
+            cursor.executemany(
+                "INSERT OR IGNORE INTO metrics_sample (series_id, ts, value) VALUES (%s, %s, %s)",
+                zip(ids, ts, values, strict=True),
+            )
+
+
+def _copy_postgresql(cursor, ids: list[int], ts: list[int], values: list[float]) -> None:
+    import psycopg
+
+    sid = transaction.savepoint()
+    try:
+        with cursor.cursor.copy(
+            "COPY metrics_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int4", "int8", "float8"])
+            for row in zip(ids, ts, values, strict=True):
+                copy.write_row(row)
+        transaction.savepoint_commit(sid)
+    except psycopg.errors.UniqueViolation:
+        # Some samples are stored already (a retry): keep the others.
+        transaction.savepoint_rollback(sid)
+        cursor.execute(
+            "INSERT INTO metrics_sample (series_id, ts, value) "
+            "SELECT * FROM unnest(%s::int4[], %s::int8[], %s::float8[]) "
+            "ON CONFLICT DO NOTHING",
+            [ids, ts, values],
+        )
+
+
+def _update_last_values(newest: dict[int, tuple[int, float]]) -> None:
+    # Sorted ids: concurrent writers lock series rows in the same order.
+    ordered = sorted(newest.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "UPDATE metrics_series AS s SET last_ts = v.ts, last_value = v.value "
+                "FROM unnest(%s::int4[], %s::int8[], %s::float8[]) AS v(id, ts, value) "
+                "WHERE s.id = v.id AND (s.last_ts IS NULL OR s.last_ts <= v.ts)",
+                [
+                    [i for i, _ in ordered],
+                    [t for _, (t, _) in ordered],
+                    [v for _, (_, v) in ordered],
+                ],
+            )
+        else:
+            cursor.executemany(
+                "UPDATE metrics_series SET last_ts = %s, last_value = %s "
+                "WHERE id = %s AND (last_ts IS NULL OR last_ts <= %s)",
+                [(t, v, i, t) for i, (t, v) in ordered],
+            )
+
+
+def _mark_seen(server_ids: set[int]) -> None:
+    Server.objects.filter(pk__in=server_ids).update(
+        last_seen=timezone.now(),
+        status=Case(
+            When(status=Server.Status.RETIRED, then=Value(Server.Status.RETIRED)),
+            default=Value(Server.Status.UP),
+        ),
+    )
+
+
+def write_now(items: list[Item], mark_seen: bool = True, touch_token: int | None = None) -> int:
+    """Write the items in the current transaction; returns the points written.
+
+    mark_seen=False writes without counting as a report from the servers
+    (Vigil's own `up` samples). touch_token refreshes a token's last_used here,
+    so that request threads never write.
+    """
+    if not items:
+        return 0
+    series_ids = _series_ids_for(items)
+    ids: list[int] = []
+    ts: list[int] = []
+    values: list[float] = []
+    newest: dict[int, tuple[int, float]] = {}
+    for series_id, (_, sp) in zip(series_ids, items, strict=True):
+        n = len(sp.timestamps)
+        ids.extend([series_id] * n)
+        ts.extend(sp.timestamps)
+        values.extend(sp.values)
+        last = max(range(n), key=sp.timestamps.__getitem__)
+        if series_id not in newest or newest[series_id][0] <= sp.timestamps[last]:
+            newest[series_id] = (sp.timestamps[last], sp.values[last])
+    _insert_samples(ids, ts, values)
+    _update_last_values(newest)
+    if mark_seen:
+        _mark_seen({server_id for server_id, _ in items})
+    if touch_token is not None:
+        IngestToken.objects.filter(pk=touch_token).update(last_used=timezone.now())
+    return len(ids)
+
+
+@dataclass(slots=True)
+class Entry:
+    items: list[Item]
+    rows: int
+    future: Future
+    touch_token: int | None
+
+
+class GroupCommitter:
+    """A writer thread that commits the batches of concurrent requests together."""
+
+    def __init__(self, max_rows: int, queue_max_rows: int, timeout: float = 60.0) -> None:
+        self.max_rows = max_rows
+        self.queue_max_rows = queue_max_rows
+        self.timeout = timeout
+        self._queue: deque[Entry] = deque()
+        self._queued_rows = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, items: list[Item], touch_token: int | None = None) -> int:
+        rows = sum(len(sp.timestamps) for _, sp in items)
+        future: Future = Future()
+        with self._cond:
+            if self._queued_rows and self._queued_rows + rows > self.queue_max_rows:
+                raise Overloaded(f"{self._queued_rows} samples are waiting to be written")
+            self._queue.append(Entry(items, rows, future, touch_token))
+            self._queued_rows += rows
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="vigil-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise Overloaded("the database did not commit in time") from None
+
+    def _take_group(self) -> list[Entry]:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            group = [self._queue.popleft()]
+            rows = group[0].rows
+            while self._queue and rows + self._queue[0].rows <= self.max_rows:
+                entry = self._queue.popleft()
+                group.append(entry)
+                rows += entry.rows
+            self._queued_rows -= rows
+            return group
+
+    @staticmethod
+    def _write_alone(entry: Entry) -> None:
+        try:
+            with transaction.atomic():
+                count = write_now(entry.items, touch_token=entry.touch_token)
+        except Exception as exc:
+            connection.close()
+            entry.future.set_exception(exc)
+            return
+        entry.future.set_result(count)
+
+    def _run(self) -> None:
+        while True:
+            group = self._take_group()
+            started = time.monotonic()
+            try:
+                with transaction.atomic():
+                    counts = [write_now(e.items, touch_token=e.touch_token) for e in group]
+            except Exception as exc:
+                log.warning("group commit of %d batches failed: %s", len(group), exc)
+                # A broken connection is replaced on the next try.
+                connection.close()
+                # One bad batch must not fail the others: write each alone.
+                for entry in group:
+                    self._write_alone(entry)
+                continue
+            for entry, count in zip(group, counts, strict=True):
+                entry.future.set_result(count)
+            log.debug(
+                "committed %d batches, %d samples in %.1f ms",
+                len(group),
+                sum(counts),
+                (time.monotonic() - started) * 1000,
+            )
+
+
+_committer: GroupCommitter | None = None
+
+
+def write(items: list[Item], touch_token: int | None = None) -> int:
+    """Store the items durably; returns once they are committed."""
+    global _committer
+    if not settings.INGEST_GROUP_COMMIT:
+        with transaction.atomic():
+            return write_now(items, touch_token=touch_token)
+    if _committer is None:
+        with _lock:
+            if _committer is None:
+                _committer = GroupCommitter(
+                    settings.INGEST_GROUP_MAX_ROWS, settings.INGEST_QUEUE_MAX_ROWS
+                )
+    return _committer.submit(items, touch_token)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from vigil.api import views as api
+from vigil.ingest import views as ingest
+from vigil.web import views as web
+
+urlpatterns = [
+    path("", web.home, name="home"),
+    path("servers/fragment/", web.server_list_fragment, name="server-list-fragment"),
+    path("servers/<int:pk>/", web.server_detail, name="server"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("healthz", api.healthz, name="healthz"),
+    path("api/v1/ingest", ingest.ingest_json, name="ingest"),
+    path("api/v1/query", api.query_view, name="api-query"),
+    path("api/v1/servers", api.servers_view, name="api-servers"),
+]
