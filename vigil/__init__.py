@@ -1,7 +1,5 @@
-"""Vigil: server monitoring on Django."""
+"""Vigil: server monitoring on Django.
 
-from __future__ import annotations
-
-from vigil.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Nothing is imported here: `vigil agent` runs on monitored servers without
+Django or Celery. `celery -A vigil` finds the app in vigil/celery.py by itself.
+"""

@@ -169,3 +169,17 @@ class VigilProcess:
             check=True,
         )
         return out.stdout
+
+
+def store(server: Server, metric: str, points, labels: dict[str, str] | None = None) -> None:
+    """Write points for a server through the real writer."""
+    from django.db import transaction
+
+    from vigil.ingest import writer
+    from vigil.ingest.parsers.base import SeriesPoints
+
+    ts = [int(t) for t, _ in points]
+    values = [float(v) for _, v in points]
+    sp = SeriesPoints(server.host_name, metric, tuple(sorted((labels or {}).items())), ts, values)
+    with transaction.atomic():
+        writer.write_now([(server.pk, sp)])

@@ -250,6 +250,9 @@ class GroupCommitter:
         self._queued_rows = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False
+        self.groups_committed = 0
+        self.batches_committed = 0
 
     def submit(self, items: list[Item], touch_token: int | None = None) -> int:
         rows = sum(len(sp.timestamps) for _, sp in items)
@@ -268,9 +271,19 @@ class GroupCommitter:
         except FutureTimeout:
             raise Overloaded("the database did not commit in time") from None
 
-    def _take_group(self) -> list[Entry]:
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the queued batches, then stop the thread and close its connection."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take_group(self) -> list[Entry] | None:
         with self._cond:
             while not self._queue:
+                if self._closing:
+                    return None
                 self._cond.wait()
             group = [self._queue.popleft()]
             rows = group[0].rows
@@ -295,6 +308,9 @@ class GroupCommitter:
     def _run(self) -> None:
         while True:
             group = self._take_group()
+            if group is None:
+                connection.close()
+                return
             started = time.monotonic()
             try:
                 with transaction.atomic():
@@ -307,6 +323,8 @@ class GroupCommitter:
                 for entry in group:
                     self._write_alone(entry)
                 continue
+            self.groups_committed += 1
+            self.batches_committed += len(group)
             for entry, count in zip(group, counts, strict=True):
                 entry.future.set_result(count)
             log.debug(

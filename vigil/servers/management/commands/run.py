@@ -117,7 +117,7 @@ class Command(BaseCommand):
             kwargs={
                 "url": url,
                 "token": token,
-                "interval": 10.0,
+                "interval": settings.LOCAL_AGENT_INTERVAL_SECONDS,
                 "spool_dir": settings.DATA_DIR / "agent-spool",
                 "hostname": socket.gethostname(),
                 "stop_event": stop,
@@ -126,4 +126,7 @@ class Command(BaseCommand):
             daemon=True,
         )
         thread.start()
-        self.stdout.write(f"Local agent reports this machine ({socket.gethostname()}) every 10 s.")
+        self.stdout.write(
+            f"Local agent reports this machine ({socket.gethostname()}) "
+            f"every {settings.LOCAL_AGENT_INTERVAL_SECONDS:g} s."
+        )

@@ -79,10 +79,11 @@
     }
     const data = uPlot.join(lines.map(l => [l.xs, l.ys]));
     const key = lines.map(l => l.label).join("|") + "@" + width;
+    // The x scale always shows the whole chosen range, even where data is missing.
+    panel.start = start;
+    panel.end = end;
     if (panel.plot && panel.key === key) {
-      panel.plot.setScale("x", { min: start, max: end });
-      panel.plot.setData(data, false);
-      panel.plot.setScale("x", { min: start, max: end });
+      panel.plot.setData(data);
       return;
     }
     if (panel.plot) panel.plot.destroy();
@@ -92,7 +93,7 @@
       width: width,
       height: 220,
       scales: {
-        x: { time: true, range: () => [start, end] },
+        x: { time: true, range: () => [panel.start, panel.end] },
         y: { range: (u, min, max) => [0, Math.max(panel.spec.max || 0, max * 1.1 || 1)] },
       },
       axes: [{}, { size: 70, values: (u, vals) => vals.map(v => formatValue(unit, v)) }],
