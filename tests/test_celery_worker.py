@@ -1,0 +1,88 @@
+"""The task functions through a real broker and a real Celery worker.
+
+Runs when CELERY_BROKER_URL is set (CI's PostgreSQL pass sets it to Redis).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from vigil.metrics.models import Sample
+from vigil.servers.models import Server
+from vigil.testing import make_server
+
+BROKER = os.environ.get("CELERY_BROKER_URL", "")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not BROKER, reason="CELERY_BROKER_URL is not set"),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="a worker process shares the test database on PostgreSQL only",
+    ),
+]
+
+
+@pytest.fixture
+def worker(transactional_db):
+    from vigil.celery import app
+
+    app.control.purge()
+    settings_dict = connection.settings_dict
+    database_url = (
+        f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:"
+        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url, "VIGIL_TESTING": "1"}
+    env["DJANGO_SETTINGS_MODULE"] = "vigil.settings"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--concurrency=2", "-l", "info"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the Celery worker did not start:\n{proc.stdout.read()}")
+        yield app
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_worker_runs_update_up_through_the_broker(worker):
+    from vigil.servers.celery_tasks import update_up
+
+    now = time.time()
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    make_server("fresh", status="up", last_seen=moment - timedelta(seconds=5))
+    make_server("late", status="up", last_seen=moment - timedelta(hours=1))
+
+    result = update_up.delay(now).get(timeout=30)
+
+    assert result == {"went_down": 1, "up_samples": 2}
+    assert Server.objects.get(name="late").status == "down"
+    values = dict(
+        Sample.objects.filter(series__metric="up").values_list("series__server__name", "value")
+    )
+    assert values == {"fresh": 1.0, "late": 0.0}
+
+
+def test_two_worker_processes_running_it_at_once_store_each_up_sample_once(worker):
+    from vigil.servers.celery_tasks import update_up
+
+    now = time.time()
+    make_server("a", status="up", last_seen=datetime.fromtimestamp(now, tz=UTC))
+    results = [update_up.delay(now) for _ in range(4)]
+    for r in results:
+        r.get(timeout=30)
+    assert Sample.objects.filter(series__metric="up").count() == 1
