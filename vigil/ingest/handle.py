@@ -40,8 +40,11 @@ def _unavailable(message: str) -> Outcome:
     return Outcome(503, message, headers={"Retry-After": retry})
 
 
-def ingest(request: HttpRequest, parse: Parser) -> Outcome:
-    """Run one ingest request; never raises for anything a client can send."""
+def ingest(request: HttpRequest, parse: Parser, derive: writer.Deriver | None = None) -> Outcome:
+    """Run one ingest request; never raises for anything a client can send.
+
+    `derive` maps the protocol's native series to the canonical metrics.
+    """
     try:
         token = authenticate(request)
     except OperationalError as exc:
@@ -91,7 +94,8 @@ def ingest(request: HttpRequest, parse: Parser) -> Outcome:
     written = 0
     if items:
         try:
-            written = writer.write(items, touch_token=token.pk if needs_touch(token) else None)
+            touch = token.pk if needs_touch(token) else None
+            written = writer.write(items, touch_token=touch, derive=derive)
         except writer.Overloaded as exc:
             return _unavailable(f"ingest is overloaded ({exc}); retry later")
         except DatabaseError as exc:

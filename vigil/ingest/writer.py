@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -32,8 +32,9 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from vigil.ingest.parsers.base import Labels, SeriesPoints
-from vigil.metrics.models import Series, labels_key
+from vigil.ingest.parsers.base import GAUGE, Labels, SeriesPoints
+from vigil.ingest.rates import Reading, counter_rates
+from vigil.metrics.models import Sample, Series, labels_key
 from vigil.servers.models import IngestToken, Server
 
 log = logging.getLogger(__name__)
@@ -200,20 +201,61 @@ def _mark_seen(server_ids: set[int]) -> None:
     )
 
 
-def write_now(items: list[Item], mark_seen: bool = True, touch_token: int | None = None) -> int:
-    """Write the items in the current transaction; returns the points written.
+class SampleLookup:
+    """Stored samples of one server's native series, for derivations that need
+    sibling values sent in another request (collectd sends each value alone)."""
 
-    mark_seen=False writes without counting as a report from the servers
-    (Vigil's own `up` samples). touch_token refreshes a token's last_used here,
-    so that request threads never write.
-    """
-    if not items:
-        return 0
-    series_ids = _series_ids_for(items)
+    def values(
+        self, server_id: int, metric: str, timestamps: Iterable[int]
+    ) -> list[tuple[dict[str, str], int, float]]:
+        """(labels, ts, value) of every series of `metric` on the server at those times."""
+        timestamps = sorted(set(timestamps))
+        if not timestamps:
+            return []
+        rows = Sample.objects.filter(
+            series__server_id=server_id, series__metric=metric, ts__in=timestamps
+        ).values_list("series__labels", "ts", "value")
+        return list(rows)
+
+
+Deriver = Callable[[list[Item], SampleLookup], list[Item]]
+
+
+def _apply_counters(items: list[Item], series_ids: list[int]) -> tuple[list[Item], list[int]]:
+    """Counter points become per-second rates; the last raw reading is kept per series."""
+    counter_ids = [sid for sid, (_, sp) in zip(series_ids, items, strict=True) if sp.kind != GAUGE]
+    qs = Series.objects.filter(pk__in=counter_ids)
+    if connection.vendor == "postgresql":
+        # Two web nodes taking two requests of one agent compute in turn.
+        qs = qs.select_for_update().order_by("pk")
+    state: dict[int, Reading | None] = {
+        pk: (t, v) if t is not None else None
+        for pk, t, v in qs.values_list("pk", "counter_ts", "counter_value")
+    }
+    out_items: list[Item] = []
+    out_ids: list[int] = []
+    for series_id, (server_id, sp) in zip(series_ids, items, strict=True):
+        if sp.kind != GAUGE:
+            ts, values, state[series_id] = counter_rates(
+                state.get(series_id), sp.timestamps, sp.values, sp.kind
+            )
+            if not ts:
+                continue
+            sp = SeriesPoints(sp.host, sp.metric, sp.labels, ts, values)
+        out_items.append((server_id, sp))
+        out_ids.append(series_id)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE metrics_series SET counter_ts = %s, counter_value = %s WHERE id = %s",
+            [(r[0], r[1], pk) for pk, r in sorted(state.items()) if r is not None],
+        )
+    return out_items, out_ids
+
+
+def _store(items: list[Item], series_ids: list[int], newest: dict[int, tuple[int, float]]) -> int:
     ids: list[int] = []
     ts: list[int] = []
     values: list[float] = []
-    newest: dict[int, tuple[int, float]] = {}
     for series_id, (_, sp) in zip(series_ids, items, strict=True):
         n = len(sp.timestamps)
         ids.extend([series_id] * n)
@@ -223,12 +265,40 @@ def write_now(items: list[Item], mark_seen: bool = True, touch_token: int | None
         if series_id not in newest or newest[series_id][0] <= sp.timestamps[last]:
             newest[series_id] = (sp.timestamps[last], sp.values[last])
     _insert_samples(ids, ts, values)
+    return len(ids)
+
+
+def write_now(
+    items: list[Item],
+    mark_seen: bool = True,
+    touch_token: int | None = None,
+    derive: Deriver | None = None,
+) -> int:
+    """Write the items in the current transaction; returns the points written.
+
+    1. Native series are stored under their own names; counters as rates.
+    2. `derive` maps them to the canonical metrics, which are stored too.
+    mark_seen=False writes without counting as a report from the servers
+    (Vigil's own `up` samples). touch_token refreshes a token's last_used here,
+    so that request threads never write.
+    """
+    if not items:
+        return 0
+    series_ids = _series_ids_for(items)
+    if any(sp.kind != GAUGE for _, sp in items):
+        items, series_ids = _apply_counters(items, series_ids)
+    newest: dict[int, tuple[int, float]] = {}
+    written = _store(items, series_ids, newest) if items else 0
+    derived = derive(items, SampleLookup()) if derive and items else []
+    derived = [(server_id, sp) for server_id, sp in derived if sp.timestamps]
+    if derived:
+        written += _store(derived, _series_ids_for(derived), newest)
     _update_last_values(newest)
     if mark_seen:
         _mark_seen({server_id for server_id, _ in items})
     if touch_token is not None:
         IngestToken.objects.filter(pk=touch_token).update(last_used=timezone.now())
-    return len(ids)
+    return written
 
 
 @dataclass(slots=True)
@@ -237,6 +307,7 @@ class Entry:
     rows: int
     future: Future
     touch_token: int | None
+    derive: Deriver | None
 
 
 class GroupCommitter:
@@ -254,13 +325,15 @@ class GroupCommitter:
         self.groups_committed = 0
         self.batches_committed = 0
 
-    def submit(self, items: list[Item], touch_token: int | None = None) -> int:
+    def submit(
+        self, items: list[Item], touch_token: int | None = None, derive: Deriver | None = None
+    ) -> int:
         rows = sum(len(sp.timestamps) for _, sp in items)
         future: Future = Future()
         with self._cond:
             if self._queued_rows and self._queued_rows + rows > self.queue_max_rows:
                 raise Overloaded(f"{self._queued_rows} samples are waiting to be written")
-            self._queue.append(Entry(items, rows, future, touch_token))
+            self._queue.append(Entry(items, rows, future, touch_token, derive))
             self._queued_rows += rows
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="vigil-writer", daemon=True)
@@ -298,7 +371,7 @@ class GroupCommitter:
     def _write_alone(entry: Entry) -> None:
         try:
             with transaction.atomic():
-                count = write_now(entry.items, touch_token=entry.touch_token)
+                count = write_now(entry.items, touch_token=entry.touch_token, derive=entry.derive)
         except Exception as exc:
             connection.close()
             entry.future.set_exception(exc)
@@ -314,7 +387,10 @@ class GroupCommitter:
             started = time.monotonic()
             try:
                 with transaction.atomic():
-                    counts = [write_now(e.items, touch_token=e.touch_token) for e in group]
+                    counts = [
+                        write_now(e.items, touch_token=e.touch_token, derive=e.derive)
+                        for e in group
+                    ]
             except Exception as exc:
                 log.warning("group commit of %d batches failed: %s", len(group), exc)
                 # A broken connection is replaced on the next try.
@@ -338,16 +414,16 @@ class GroupCommitter:
 _committer: GroupCommitter | None = None
 
 
-def write(items: list[Item], touch_token: int | None = None) -> int:
+def write(items: list[Item], touch_token: int | None = None, derive: Deriver | None = None) -> int:
     """Store the items durably; returns once they are committed."""
     global _committer
     if not settings.INGEST_GROUP_COMMIT:
         with transaction.atomic():
-            return write_now(items, touch_token=touch_token)
+            return write_now(items, touch_token=touch_token, derive=derive)
     if _committer is None:
         with _lock:
             if _committer is None:
                 _committer = GroupCommitter(
                     settings.INGEST_GROUP_MAX_ROWS, settings.INGEST_QUEUE_MAX_ROWS
                 )
-    return _committer.submit(items, touch_token)
+    return _committer.submit(items, touch_token, derive)

@@ -32,6 +32,10 @@ class Series(models.Model):
     # current values without reading the sample table.
     last_ts = models.BigIntegerField(null=True, blank=True)
     last_value = models.FloatField(null=True, blank=True)
+    # The previous raw reading of a counter series, from which the next
+    # request's first rate is computed (any web node may receive it).
+    counter_ts = models.BigIntegerField(null=True, blank=True, editable=False)
+    counter_value = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "series"

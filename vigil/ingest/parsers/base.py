@@ -24,6 +24,12 @@ MAX_ERRORS_KEPT = 20
 
 Labels = tuple[tuple[str, str], ...]
 
+# How the values of a series are to be read. Counters are stored as per-second
+# rates, computed on ingest from the previous reading kept per series.
+GAUGE = "gauge"
+COUNTER = "counter"  # cumulative; going down means a reset (Prometheus, collectd derive)
+WRAPPING_COUNTER = "wrapping"  # going down means a wrap at 2**32 or 2**64 (collectd counter)
+
 
 class ParseError(Exception):
     """Nothing of the body can be read; the message says why."""
@@ -36,6 +42,7 @@ class SeriesPoints:
     labels: Labels
     timestamps: list[int]
     values: list[float]
+    kind: str = GAUGE
 
 
 @dataclass(slots=True)

@@ -47,6 +47,8 @@ class Migration(migrations.Migration):
                 ("created", models.DateTimeField(auto_now_add=True)),
                 ("last_ts", models.BigIntegerField(blank=True, null=True)),
                 ("last_value", models.FloatField(blank=True, null=True)),
+                ("counter_ts", models.BigIntegerField(blank=True, editable=False, null=True)),
+                ("counter_value", models.FloatField(blank=True, editable=False, null=True)),
                 (
                     "server",
                     models.ForeignKey(
