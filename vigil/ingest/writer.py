@@ -217,6 +217,11 @@ class SampleLookup:
         ).values_list("series__labels", "ts", "value")
         return list(rows)
 
+    def labels(self, server_id: int, metric: str) -> list[dict[str, str]]:
+        """The label sets of every series of `metric` the server has ever sent."""
+        rows = Series.objects.filter(server_id=server_id, metric=metric)
+        return list(rows.values_list("labels", flat=True))
+
 
 Deriver = Callable[[list[Item], SampleLookup], list[Item]]
 
