@@ -16,6 +16,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", api.healthz, name="healthz"),
+    path("metrics", api.metrics_view, name="metrics"),
     path("api/v1/ingest", ingest.ingest_json, name="ingest"),
     path("api/v1/query", api.query_view, name="api-query"),
     path("api/v1/servers", api.servers_view, name="api-servers"),

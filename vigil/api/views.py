@@ -7,10 +7,11 @@ import time
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from vigil.api import metrics
 from vigil.api.auth import api_view
 from vigil.lib.times import parse_time
 from vigil.metrics import query
@@ -78,6 +79,14 @@ def servers_view(request: HttpRequest) -> JsonResponse:
             ]
         }
     )
+
+
+@api_view
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Vigil's own metrics for Prometheus (with an API token or basic auth)."""
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @login_not_required

@@ -19,6 +19,7 @@ from vigil.ingest import writer
 from vigil.ingest.auth import authenticate, needs_touch
 from vigil.ingest.body import BodyError, read_body
 from vigil.ingest.parsers.base import ParseError, ParseResult
+from vigil.lib import stats
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,17 @@ def ingest(request: HttpRequest, parse: Parser, derive: writer.Deriver | None = 
 
     `derive` maps the protocol's native series to the canonical metrics.
     """
+    outcome = _ingest(request, parse, derive)
+    endpoint = request.resolver_match.url_name if request.resolver_match else request.path
+    stats.incr("vigil_ingest_requests_total", endpoint=endpoint, status=str(outcome.status))
+    if outcome.written:
+        stats.incr("vigil_ingest_samples_written_total", outcome.written)
+    if outcome.rejected:
+        stats.incr("vigil_ingest_samples_rejected_total", outcome.rejected)
+    return outcome
+
+
+def _ingest(request: HttpRequest, parse: Parser, derive: writer.Deriver | None) -> Outcome:
     try:
         token = authenticate(request)
     except OperationalError as exc:

@@ -419,6 +419,11 @@ class GroupCommitter:
 _committer: GroupCommitter | None = None
 
 
+def committer() -> GroupCommitter | None:
+    """The process's writer thread, once the first grouped write started it."""
+    return _committer
+
+
 def write(items: list[Item], touch_token: int | None = None, derive: Deriver | None = None) -> int:
     """Store the items durably; returns once they are committed."""
     global _committer

@@ -1,0 +1,39 @@
+"""Vigil's own metrics: what `GET /metrics` exposes for Prometheus to scrape."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+
+from vigil.ingest import writer
+from vigil.lib import stats
+from vigil.metrics.models import Series
+from vigil.servers.models import Server
+
+HELP = {
+    "vigil_servers": ("gauge", "Servers by status."),
+    "vigil_series": ("gauge", "Series stored."),
+    "vigil_ingest_requests_total": ("counter", "Ingest requests answered by this process."),
+    "vigil_ingest_samples_written_total": ("counter", "Samples committed by this process."),
+    "vigil_ingest_samples_rejected_total": ("counter", "Samples rejected as invalid."),
+    "vigil_writer_groups_committed_total": ("counter", "Group commits of the writer thread."),
+    "vigil_writer_batches_committed_total": ("counter", "Batches committed by the writer thread."),
+}
+
+
+def collect() -> list[tuple[str, dict[str, str], float]]:
+    samples: list[tuple[str, dict[str, str], float]] = []
+    counts = dict(Server.objects.values_list("status").annotate(n=Count("pk")))
+    for status in Server.Status.values:
+        samples.append(("vigil_servers", {"status": status}, counts.get(status, 0)))
+    samples.append(("vigil_series", {}, Series.objects.count()))
+    for (name, labels), value in sorted(stats.snapshot().items()):
+        samples.append((name, dict(labels), value))
+    committer = writer.committer()
+    if committer is not None:
+        samples.append(("vigil_writer_groups_committed_total", {}, committer.groups_committed))
+        samples.append(("vigil_writer_batches_committed_total", {}, committer.batches_committed))
+    return samples
+
+
+def render() -> str:
+    return stats.render(collect(), HELP)
