@@ -64,6 +64,10 @@ def default_jobs() -> list[Job]:
     """The periodic tasks, as CELERY_BEAT_SCHEDULE lists them for Celery."""
     from django.conf import settings
 
+    from vigil.scrape import tasks as scrape_tasks
     from vigil.servers import tasks as server_tasks
 
-    return [Job("update_up", settings.UP_INTERVAL_SECONDS, server_tasks.update_up)]
+    return [
+        Job("update_up", settings.UP_INTERVAL_SECONDS, server_tasks.update_up),
+        Job("scrape_due", settings.SCRAPE_TICK_SECONDS, scrape_tasks.scrape_due),
+    ]

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "vigil.ingest",
     "vigil.api",
     "vigil.web",
+    "vigil.scrape",
 ]
 
 MIDDLEWARE = [
@@ -189,6 +190,17 @@ LOCAL_AGENT_INTERVAL_SECONDS = float(os.environ.get("VIGIL_LOCAL_AGENT_INTERVAL"
 SERVER_DOWN_AFTER_SECONDS = envint("VIGIL_SERVER_DOWN_AFTER_SECONDS", 60)
 UP_INTERVAL_SECONDS = envint("VIGIL_UP_INTERVAL_SECONDS", 15)
 
+# Scraping Prometheus exporters (vigil.scrape; docs/node-exporter.md).
+SCRAPE_TICK_SECONDS = float(os.environ.get("VIGIL_SCRAPE_TICK_SECONDS", "2"))
+SCRAPE_CONCURRENCY = envint("VIGIL_SCRAPE_CONCURRENCY", 8)
+SCRAPE_MAX_TARGETS_PER_RUN = envint("VIGIL_SCRAPE_MAX_TARGETS_PER_RUN", 500)
+SCRAPE_MAX_BYTES = envint("VIGIL_SCRAPE_MAX_BYTES", 10 * 1024 * 1024)
+SCRAPE_MAX_SAMPLES = envint("VIGIL_SCRAPE_MAX_SAMPLES", 50_000)
+# The SSRF guard refuses loopback, private and link-local addresses; list the
+# networks of your exporters ("10.0.0.0/8,192.168.1.0/24"), or allow them all.
+SCRAPE_ALLOWED_NETWORKS = os.environ.get("VIGIL_SCRAPE_ALLOWED_NETWORKS", "")
+SCRAPE_ALLOW_PRIVATE = envbool("VIGIL_SCRAPE_ALLOW_PRIVATE", "false")
+
 # Celery: unset broker means the embedded scheduler of `vigil run`.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or (
@@ -200,6 +212,12 @@ CELERY_BEAT_SCHEDULE = {
     "update-server-up": {
         "task": "vigil.servers.update_up",
         "schedule": float(UP_INTERVAL_SECONDS),
+    },
+    "scrape-due": {
+        "task": "vigil.scrape.scrape_due",
+        "schedule": SCRAPE_TICK_SECONDS,
+        # A run that waited longer than a few ticks is stale: the next one claims the targets.
+        "options": {"expires": SCRAPE_TICK_SECONDS * 3},
     },
 }
 

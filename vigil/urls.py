@@ -6,6 +6,8 @@ from django.urls import path
 
 from vigil.api import views as api
 from vigil.ingest import views as ingest
+from vigil.ingest import views_collectd, views_prometheus
+from vigil.ingest import views_influx as influx
 from vigil.web import views as web
 
 urlpatterns = [
@@ -18,6 +20,15 @@ urlpatterns = [
     path("healthz", api.healthz, name="healthz"),
     path("metrics", api.metrics_view, name="metrics"),
     path("api/v1/ingest", ingest.ingest_json, name="ingest"),
+    path("api/v1/ingest/collectd", views_collectd.ingest_collectd, name="ingest-collectd"),
+    path(
+        "api/v1/ingest/prometheus",
+        views_prometheus.ingest_prometheus,
+        name="ingest-prometheus",
+    ),
     path("api/v1/query", api.query_view, name="api-query"),
     path("api/v1/servers", api.servers_view, name="api-servers"),
+    path("write", influx.write, name="influx-write"),
+    path("query", influx.query, name="influx-query"),
+    path("ping", influx.ping, name="influx-ping"),
 ]

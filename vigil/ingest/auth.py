@@ -17,6 +17,9 @@ from vigil.servers.models import IngestToken
 
 def token_from_request(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
+    if not header:
+        # InfluxDB 1.x clients may send the credentials as ?u=<user>&p=<password>.
+        return request.GET.get("p") or request.GET.get("u") or None
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     value = value.strip()

@@ -27,5 +27,8 @@ def test_it_runs_the_same_tasks_that_celery_beat_schedules():
     beat_tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert beat_tasks <= set(app.tasks)
     embedded = {job.func.__module__ + "." + job.func.__name__ for job in default_jobs()}
-    assert embedded == {"vigil.servers.tasks.update_up"}
-    assert {app.tasks[name].run.__module__ for name in beat_tasks} == {"vigil.servers.celery_tasks"}
+    assert embedded == {"vigil.servers.tasks.update_up", "vigil.scrape.tasks.scrape_due"}
+    assert {app.tasks[name].run.__module__ for name in beat_tasks} == {
+        "vigil.servers.celery_tasks",
+        "vigil.scrape.celery_tasks",
+    }

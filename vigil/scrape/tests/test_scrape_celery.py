@@ -1,0 +1,97 @@
+"""scrape_due through a real broker and a real Celery worker process.
+
+Runs when CELERY_BROKER_URL is set and the database is PostgreSQL (CI's second pass).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection
+
+from vigil.metrics.models import Sample
+from vigil.scrape.models import ScrapeTarget
+from vigil.testing import free_port, make_server
+
+BROKER = os.environ.get("CELERY_BROKER_URL", "")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not BROKER, reason="CELERY_BROKER_URL is not set"),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="a worker process shares the test database on PostgreSQL only",
+    ),
+]
+
+
+class Exporter(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        body = b"# TYPE node_load1 gauge\nnode_load1 0.75\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def exporter():
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Exporter)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def worker(transactional_db):
+    from vigil.celery import app
+
+    app.control.purge()
+    s = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}",
+        "VIGIL_TESTING": "1",
+        "DJANGO_SETTINGS_MODULE": "vigil.settings",
+        "VIGIL_SCRAPE_ALLOWED_NETWORKS": "127.0.0.1/32",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--concurrency=2", "-l", "info"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the Celery worker did not start:\n{proc.stdout.read()}")
+        yield app
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_workers_scrape_each_due_target_once_through_the_broker(worker, exporter):
+    from vigil.scrape.celery_tasks import scrape_due
+
+    server = make_server("node-1")
+    for i in range(3):
+        ScrapeTarget.objects.create(server=server, url=f"{exporter}?{i}")
+    results = [scrape_due.delay(time.time()) for _ in range(4)]
+    counts = [r.get(timeout=30) for r in results]
+    assert sum(c["scraped"] for c in counts) == 3
+    assert sum(c["failed"] for c in counts) == 0
+    assert Sample.objects.filter(series__metric="load1").count() >= 1
+    assert not ScrapeTarget.objects.exclude(last_error="").exists()
