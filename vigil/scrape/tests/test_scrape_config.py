@@ -120,3 +120,26 @@ def test_a_server_without_targets_has_no_scrape_section(client):
     client.force_login(User.objects.create_user("alice", password="secret-pass-1"))
     server = make_server("node-1")
     assert "Scrape targets" not in client.get(f"/servers/{server.pk}/").content.decode()
+
+
+def test_the_admin_never_shows_the_password_of_a_scrape_url_and_keeps_it(client, django_user_model):
+    from vigil.scrape.models import ScrapeTarget
+    from vigil.testing import make_server
+
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-123456"))
+    server = make_server("web-1")
+    target = ScrapeTarget.objects.create(
+        server=server, url="http://scraper:s3cret-pw@10.0.0.5:9100/metrics"
+    )
+    page = client.get(f"/admin/scrape/scrapetarget/{target.pk}/change/").content.decode()
+    assert "s3cret-pw" not in page
+    assert "scraper:***@10.0.0.5" in page
+    form = {
+        "server": server.pk, "url": target.display_url, "interval": 30, "timeout": 5,
+        "enabled": "on", "next_due_0": "2026-11-25", "next_due_1": "10:00:00",
+    }  # fmt: skip
+    response = client.post(f"/admin/scrape/scrapetarget/{target.pk}/change/", form)
+    assert response.status_code == 302
+    target.refresh_from_db()
+    assert target.url == "http://scraper:s3cret-pw@10.0.0.5:9100/metrics"
+    assert target.interval == 30
