@@ -6,8 +6,6 @@ Runs when CELERY_BROKER_URL is set (CI's PostgreSQL pass sets it to Redis).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +14,7 @@ from django.db import connection
 
 from vigil.metrics.models import Sample
 from vigil.servers.models import Server
-from vigil.testing import make_server
+from vigil.testing import celery_worker, make_server
 
 BROKER = os.environ.get("CELERY_BROKER_URL", "")
 pytestmark = [
@@ -31,32 +29,8 @@ pytestmark = [
 
 @pytest.fixture
 def worker(transactional_db):
-    from vigil.celery import app
-
-    app.control.purge()
-    settings_dict = connection.settings_dict
-    database_url = (
-        f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:"
-        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
-    )
-    env = {**os.environ, "DATABASE_URL": database_url, "VIGIL_TESTING": "1"}
-    env["DJANGO_SETTINGS_MODULE"] = "vigil.settings"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--concurrency=2", "-l", "info"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the Celery worker did not start:\n{proc.stdout.read()}")
+    with celery_worker(connection.settings_dict) as app:
         yield app
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_a_worker_runs_update_up_through_the_broker(worker):

@@ -183,3 +183,36 @@ def store(server: Server, metric: str, points, labels: dict[str, str] | None = N
     sp = SeriesPoints(server.host_name, metric, tuple(sorted((labels or {}).items())), ts, values)
     with transaction.atomic():
         writer.write_now([(server.pk, sp)])
+
+
+@contextmanager
+def celery_worker(database_settings: dict, **env: str):
+    """A real `celery -A vigil worker` (two processes) on the test database."""
+    from vigil.celery import app
+
+    app.control.purge()
+    s = database_settings
+    database_url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--concurrency=2", "-l", "info"],
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "VIGIL_TESTING": "1",
+            "DJANGO_SETTINGS_MODULE": "vigil.settings",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the Celery worker did not start:\n{proc.stdout.read()}")
+        yield app
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

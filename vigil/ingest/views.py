@@ -11,7 +11,8 @@ from vigil.ingest.handle import Outcome, ingest
 from vigil.ingest.parsers import vigil_json
 
 
-def _render_json(outcome: Outcome) -> HttpResponse:
+def render_json(outcome: Outcome) -> HttpResponse:
+    """An Outcome as JSON: 204 empty, errors as {"error": ...}, partial writes with counts."""
     if outcome.status == 204:
         response = HttpResponse(status=204)
     else:
@@ -28,4 +29,4 @@ def _render_json(outcome: Outcome) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def ingest_json(request: HttpRequest) -> HttpResponse:
-    return _render_json(ingest(request, vigil_json.parse))
+    return render_json(ingest(request, vigil_json.parse))

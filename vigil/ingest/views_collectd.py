@@ -5,29 +5,17 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from vigil.ingest.canonical import collectd
-from vigil.ingest.handle import Outcome, ingest
+from vigil.ingest.handle import ingest
 from vigil.ingest.parsers import collectd_json
 from vigil.ingest.parsers.base import ParseError
+from vigil.ingest.views import render_json
 
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def _render(outcome: Outcome) -> HttpResponse:
-    if outcome.status == 204:
-        response = HttpResponse(status=204)
-    else:
-        body: dict = {"error": outcome.message}
-        if outcome.status == 400 and (outcome.written or outcome.rejected):
-            body.update(written=outcome.written, rejected=outcome.rejected, errors=outcome.errors)
-        response = JsonResponse(body, status=outcome.status)
-    for name, value in outcome.headers.items():
-        response[name] = value
-    return response
 
 
 @login_not_required
@@ -49,4 +37,4 @@ def ingest_collectd(request: HttpRequest) -> HttpResponse:
         intervals.update(result.intervals)
         return result
 
-    return _render(ingest(request, parse, partial(collectd.derive, intervals=intervals)))
+    return render_json(ingest(request, parse, partial(collectd.derive, intervals=intervals)))

@@ -18,7 +18,7 @@ from vigil.ingest.canonical import node_exporter
 from vigil.ingest.handle import ingest
 from vigil.ingest.parsers import prometheus_text
 from vigil.ingest.parsers.base import ParseError, ParseResult, check_host
-from vigil.ingest.views import _render_json
+from vigil.ingest.views import render_json
 
 
 def _parser_for(host: str | None):
@@ -48,4 +48,4 @@ def _parser_for(host: str | None):
 @require_POST
 def ingest_prometheus(request: HttpRequest) -> HttpResponse:
     host = request.GET.get("host") or None
-    return _render_json(ingest(request, _parser_for(host), node_exporter.derive))
+    return render_json(ingest(request, _parser_for(host), node_exporter.derive))

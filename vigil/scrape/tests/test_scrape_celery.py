@@ -6,8 +6,6 @@ Runs when CELERY_BROKER_URL is set and the database is PostgreSQL (CI's second p
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +15,7 @@ from django.db import connection
 
 from vigil.metrics.models import Sample
 from vigil.scrape.models import ScrapeTarget
-from vigil.testing import free_port, make_server
+from vigil.testing import celery_worker, free_port, make_server
 
 BROKER = os.environ.get("CELERY_BROKER_URL", "")
 pytestmark = [
@@ -54,33 +52,10 @@ def exporter():
 
 @pytest.fixture
 def worker(transactional_db):
-    from vigil.celery import app
-
-    app.control.purge()
-    s = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}",
-        "VIGIL_TESTING": "1",
-        "DJANGO_SETTINGS_MODULE": "vigil.settings",
-        "VIGIL_SCRAPE_ALLOWED_NETWORKS": "127.0.0.1/32",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--concurrency=2", "-l", "info"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the Celery worker did not start:\n{proc.stdout.read()}")
+    with celery_worker(
+        connection.settings_dict, VIGIL_SCRAPE_ALLOWED_NETWORKS="127.0.0.1/32"
+    ) as app:
         yield app
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_workers_scrape_each_due_target_once_through_the_broker(worker, exporter):
