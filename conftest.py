@@ -7,8 +7,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _empty_writer_caches():
-    from vigil.ingest import writer
+    from vigil.ingest import auth, writer
 
     writer.clear_caches()
+    auth.clear_token_cache()
     yield
     writer.clear_caches()
+    auth.clear_token_cache()

@@ -29,12 +29,15 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import random
+import resource
 import sqlite3
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,6 +50,9 @@ REQUESTS_PER_GROUP = 20  # grouped transactions: 20 x 5,000 = 100k rows
 POOL_SAMPLES_PER_SECOND = 500_000
 INGEST_PATH = "/api/v1/ingest"
 
+MOUNTS = ["/", "/var", "/home", "/boot", "/srv"]
+DEVICES = ["sda", "sdb", "sdc", "nvme0n1", "nvme1n1"]
+INTERFACES = ["eth0", "eth1", "bond0", "docker0", "lo"]
 # (metric, label name, label values, low, high, decimals): 50 series per server.
 _SHAPE = [
     ("cpu_usage_percent", None, [None], 0, 100, 2),
@@ -59,36 +65,14 @@ _SHAPE = [
     ("processes_running", None, [None], 1, 40, 0),
     ("processes_total", None, [None], 200, 900, 0),
     ("uptime_seconds", None, [None], 1e5, 1e7, 0),
-    ("filesystem_used_percent", "mountpoint", ["/", "/var", "/home", "/boot", "/srv"], 5, 95, 2),
-    ("filesystem_free_bytes", "mountpoint", ["/", "/var", "/home", "/boot", "/srv"], 1e8, 2e12, 0),
-    (
-        "disk_read_bytes_per_second",
-        "device",
-        ["sda", "sdb", "sdc", "nvme0n1", "nvme1n1"],
-        0,
-        5e8,
-        1,
-    ),
-    (
-        "disk_write_bytes_per_second",
-        "device",
-        ["sda", "sdb", "sdc", "nvme0n1", "nvme1n1"],
-        0,
-        5e8,
-        1,
-    ),
-    *[
-        (
-            f"network_{d}_{u}_per_second",
-            "interface",
-            ["eth0", "eth1", "bond0", "docker0", "lo"],
-            0,
-            hi,
-            1,
-        )
-        for d in ("receive", "transmit")
-        for u, hi in (("bytes", 1.25e9), ("packets", 1e6))
-    ],
+    ("filesystem_used_percent", "mountpoint", MOUNTS, 5, 95, 2),
+    ("filesystem_free_bytes", "mountpoint", MOUNTS, 1e8, 2e12, 0),
+    ("disk_read_bytes_per_second", "device", DEVICES, 0, 5e8, 1),
+    ("disk_write_bytes_per_second", "device", DEVICES, 0, 5e8, 1),
+    ("network_receive_bytes_per_second", "interface", INTERFACES, 0, 1.25e9, 1),
+    ("network_transmit_bytes_per_second", "interface", INTERFACES, 0, 1.25e9, 1),
+    ("network_receive_packets_per_second", "interface", INTERFACES, 0, 1e6, 1),
+    ("network_transmit_packets_per_second", "interface", INTERFACES, 0, 1e6, 1),
 ]
 
 
@@ -194,6 +178,7 @@ def _client_run(idx: int, cfg: dict, barrier, start_at) -> dict:
     barrier.wait(timeout=600)  # start_at is set
     begin = start_at.value
     time.sleep(max(0.0, begin - time.monotonic()))
+    cpu0 = time.process_time()
     deadline = begin + cfg["duration"]
     latencies: list[float] = []
     ok = samples = sent = 0
@@ -209,8 +194,10 @@ def _client_run(idx: int, cfg: dict, barrier, start_at) -> dict:
             samples += per_body
             latencies.append(elapsed)
     end = time.monotonic()
+    cpu = time.process_time() - cpu0
     conn.close()
     return {
+        "cpu_seconds": cpu,
         "ok": ok,
         "sent": sent,
         "samples": samples,
@@ -223,9 +210,73 @@ def _client_run(idx: int, cfg: dict, barrier, start_at) -> dict:
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(stat_text: str) -> float:
+    fields = stat_text.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds(database: str | None) -> float:
+    """CPU time of the live PostgreSQL backends connected to this database."""
+    total = 0.0
+    if not database:
+        return total
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = path.read_text()
+            if "(postgres)" in text and f" {database} ".encode() in (
+                path.parent / "cmdline"
+            ).read_bytes().replace(b"\0", b" "):
+                total += _cpu_seconds(text)
+    return total
+
+
+class CpuMeter:
+    """Who used the CPUs between start() and stop(), in cores (CPU seconds per second).
+
+    "postgresql" is the backends of the benchmark's database; "other" is the rest
+    of the machine: other work that disturbs the figures, PostgreSQL's background
+    processes and the kernel's own share.
+    """
+
+    def __init__(self, pids: dict[str, int] | None = None, database: str | None = None) -> None:
+        self.pids = pids or {}
+        self.database = database
+
+    def _snapshot(self) -> dict[str, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        total = sum(fields) / os.sysconf("SC_CLK_TCK")
+        snap = {
+            "wall": time.monotonic(),
+            "machine": total - (fields[3] + fields[4]) / os.sysconf("SC_CLK_TCK"),
+            "total": total,
+            "postgresql": _postgres_cpu_seconds(self.database),
+            "children": sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]),
+        }
+        for name, pid in self.pids.items():
+            snap[name] = _cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+        return snap
+
+    def start(self) -> CpuMeter:
+        self._start = self._snapshot()
+        return self
+
+    def stop(self, children: str | None = None, **seconds: float) -> dict[str, float]:
+        """Cores used by each named pid, by `seconds` measured elsewhere, by the
+        waited-for children (under the name `children`), PostgreSQL and the rest."""
+        end = self._snapshot()
+        wall = end["wall"] - self._start["wall"]
+        out = {name: (end[name] - self._start[name]) / wall for name in self.pids}
+        out.update({name: value / wall for name, value in seconds.items()})
+        if children:
+            out[children] = (end["children"] - self._start["children"]) / wall
+        if self.database and "postgresql" not in out:
+            out["postgresql"] = (end["postgresql"] - self._start["postgresql"]) / wall
+        # /proc/stat adds up all CPUs: the busy share of that, times the CPUs.
+        cpus = os.cpu_count() or 1
+        busy = (end["machine"] - self._start["machine"]) / (end["total"] - self._start["total"])
+        out["other"] = max(0.0, busy * cpus - sum(out.values()))
+        out["machine"] = busy * cpus
+        return out
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -234,7 +285,9 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1)]
 
 
-def run_end_to_end(args, port: int, token: str, server_pid: int, base_ts: int, log) -> dict:
+def run_end_to_end(
+    args, port: int, token: str, server_pid: int, database: str | None, base_ts: int, log
+) -> dict:
     per_request = SERIES_PER_SERVER * args.points
     pool = max(args.servers, math.ceil(POOL_SAMPLES_PER_SECOND * args.duration / per_request))
     cfg = {
@@ -278,18 +331,25 @@ def run_end_to_end(args, port: int, token: str, server_pid: int, base_ts: int, l
                     "raw",
                     "--output",
                     str(args.profile_out),
+                    *args.py_spy_args.split(),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)  # py-spy attaches
-        cpu0 = _cpu_seconds(server_pid)
+        meter = CpuMeter({"server": server_pid}, database).start()
         start_at.value = time.monotonic() + 0.2
         barrier.wait(timeout=600)
         results = [out_q.get(timeout=args.duration + 600) for _ in procs]
-        cpu1 = _cpu_seconds(server_pid)
+        cpu = meter.stop(clients=sum(r.get("cpu_seconds", 0.0) for r in results))
         if profiler:
             profiler.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        errors = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                errors.append(out_q.get(timeout=5).get("error", ""))
+        raise RuntimeError("a client failed: " + "; ".join(filter(None, errors))) from None
     finally:
         for p in procs:
             p.join(timeout=5)
@@ -320,7 +380,7 @@ def run_end_to_end(args, port: int, token: str, server_pid: int, base_ts: int, l
         "latency_p50_ms": _percentile(latencies, 0.50) * 1e3,
         "latency_p99_ms": _percentile(latencies, 0.99) * 1e3,
         "mean_body_bytes": sum(r["body_bytes"] for r in results) / max(sent, 1),
-        "server_cpu_cores": (cpu1 - cpu0) / wall,
+        "cpu_cores": cpu,
         "pool_exhausted": any(r["exhausted"] for r in results),
     }
 
@@ -332,22 +392,54 @@ def _series_points(server: int, rnd: int, points: int, base_ts: int):
     from vigil.ingest.parsers.base import SeriesPoints
 
     return [
-        SeriesPoints(host_name(server), m, tuple(sorted(lb.items())), ts, vs)
+        SeriesPoints(
+            host=host_name(server),
+            metric=m,
+            labels=tuple(sorted(lb.items())),
+            timestamps=ts,
+            values=vs,
+        )
         for m, lb, ts, vs in request_data(server, rnd, points, base_ts)
     ]
 
 
+RAW_MODES = {
+    "per_request_txn": "raw writer, 1 transaction per request",
+    "grouped_txn": f"raw writer, {REQUESTS_PER_GROUP} requests per transaction",
+    "ceiling_executemany": "ceiling: SQLite executemany INSERT OR IGNORE",
+    "ceiling_copy_write_row": "ceiling: PostgreSQL binary COPY, write_row",
+    "ceiling_copy_buffer": "ceiling: PostgreSQL binary COPY, pre-encoded",
+}
+
+
 def raw_main(args) -> dict:
-    """Write the end-to-end batches with writer.write_now, timing only the transactions."""
+    """Write requests 0..--requests-1 in one mode, timing only the transactions.
+
+    1. Register the servers and create the series with one point each (the
+       warm-up round of the end-to-end phase).
+    2. Build each transaction's data, then time the transaction alone:
+       writer.write_now per request (the server's path after parsing), or the
+       plain database with pre-built rows (the ceiling).
+    """
     import django
 
     django.setup()
     from django.db import connection, transaction
 
     from vigil.ingest import writer
-    from vigil.metrics.models import Series
+    from vigil.metrics.models import Series, labels_key
+
+    def backend_cpu() -> float | None:
+        """CPU seconds of this connection's PostgreSQL backend (on this machine)."""
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        return _cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
     n, points, base_ts = args.servers, args.points, args.base_ts
+    backend_start = backend_cpu()
     with transaction.atomic():
         ids = writer.server_ids_for_hosts(host_name(s) for s in range(n))
     for s in range(n):
@@ -356,89 +448,83 @@ def raw_main(args) -> dict:
                 [(ids[host_name(s)], sp) for sp in _series_points(s, -1, points, base_ts)]
             )
 
-    next_request = 0
-
-    def items() -> list:
-        nonlocal next_request
-        server, rnd = request_slot(next_request, n)
-        next_request += 1
+    def items(j: int) -> list:
+        server, rnd = request_slot(j, n)
         return [(ids[host_name(server)], sp) for sp in _series_points(server, rnd, points, base_ts)]
 
-    def measure(per_txn: int) -> dict:
-        rows = txns = 0
-        busy = 0.0
-        while busy < args.raw_seconds:
-            batches = [items() for _ in range(per_txn)]
-            t0 = time.perf_counter()
-            with transaction.atomic():
-                rows += sum(writer.write_now(b) for b in batches)
-            busy += time.perf_counter() - t0
-            txns += 1
-        return {"rows": rows, "transactions": txns, "seconds": busy, "rows_per_second": rows / busy}
+    per_txn = 1 if args.raw_mode == "per_request_txn" else REQUESTS_PER_GROUP
+    groups = [range(j, min(j + per_txn, args.requests)) for j in range(0, args.requests, per_txn)]
+    if args.raw_mode in ("per_request_txn", "grouped_txn"):
+        prepare = lambda group: [items(j) for j in group]  # noqa: E731
 
-    out = {
-        "vendor": connection.vendor,
-        "per_request_txn": measure(1),
-        "grouped_txn": measure(REQUESTS_PER_GROUP),
-    }
+        def write(batches) -> None:
+            for batch in batches:
+                writer.write_now(batch)
 
-    # The plain database: pre-built rows, no ORM, no writer bookkeeping.
-    series_id = {
-        (sid, metric, key): pk
-        for pk, sid, metric, key in Series.objects.values_list(
-            "id", "server_id", "metric", "labels_key"
-        )
-    }
-    from vigil.metrics.models import labels_key
-
-    def rows_for_group() -> list[tuple[int, int, float]]:
-        rows = []
-        for server_id, sp in (pair for _ in range(REQUESTS_PER_GROUP) for pair in items()):
-            pk = series_id[(server_id, sp.metric, labels_key(sp.labels))]
-            rows.extend((pk, t, v) for t, v in zip(sp.timestamps, sp.values, strict=True))
-        return rows
-
-    def ceiling(write, prepare=lambda rows: rows) -> dict:
-        rows = txns = 0
-        busy = 0.0
-        while busy < args.raw_seconds / 2 or txns < 3:
-            group = rows_for_group()
-            prepared = prepare(group)
-            t0 = time.perf_counter()
-            with transaction.atomic():
-                write(prepared)
-            busy += time.perf_counter() - t0
-            rows += len(group)
-            txns += 1
-        return {"rows": rows, "transactions": txns, "seconds": busy, "rows_per_second": rows / busy}
-
-    if connection.vendor == "sqlite":
-
-        def executemany(rows):
-            connection.connection.executemany(
-                "INSERT OR IGNORE INTO metrics_sample (series_id, ts, value) VALUES (?, ?, ?)",
-                rows,
-            )
-
-        out["ceiling"] = {"executemany": ceiling(executemany)}
     else:
-        copy_sql = "COPY metrics_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
-
-        def copy_rows(rows):
-            with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
-                copy.set_types(["int4", "int8", "float8"])
-                for row in rows:
-                    copy.write_row(row)
-
-        def copy_buffer(buffer):
-            with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
-                copy.write(buffer)
-
-        out["ceiling"] = {
-            "copy_write_row": ceiling(copy_rows),
-            "copy_buffer": ceiling(copy_buffer, _binary_copy_buffer),
+        series_id = {
+            (sid, metric, key): pk
+            for pk, sid, metric, key in Series.objects.values_list(
+                "id", "server_id", "metric", "labels_key"
+            )
         }
-    return out
+
+        def rows(group) -> list[tuple[int, int, float]]:
+            out = []
+            for j in group:
+                for server_id, sp in items(j):
+                    pk = series_id[(server_id, sp.metric, labels_key(sp.labels))]
+                    out.extend((pk, t, v) for t, v in zip(sp.timestamps, sp.values, strict=True))
+            return out
+
+        prepare = rows
+        copy_sql = "COPY metrics_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        if args.raw_mode == "ceiling_executemany":
+
+            def write(prepared) -> None:
+                connection.connection.executemany(
+                    "INSERT OR IGNORE INTO metrics_sample (series_id, ts, value) VALUES (?, ?, ?)",
+                    prepared,
+                )
+
+        elif args.raw_mode == "ceiling_copy_write_row":
+
+            def write(prepared) -> None:
+                with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+                    copy.set_types(["int4", "int8", "float8"])
+                    for row in prepared:
+                        copy.write_row(row)
+
+        else:
+            prepare = lambda group: _binary_copy_buffer(rows(group))  # noqa: E731
+
+            def write(prepared) -> None:
+                with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+                    copy.write(prepared)
+
+    busy = 0.0
+    for group in groups:
+        prepared = prepare(group)
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            write(prepared)
+        busy += time.perf_counter() - t0
+    written = args.requests * SERIES_PER_SERVER * points
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metrics_sample")
+        stored = cursor.fetchone()[0]
+    backend_end = backend_cpu()
+    return {
+        "vendor": connection.vendor,
+        "postgresql_cpu_seconds": backend_end - backend_start
+        if backend_start is not None
+        else None,
+        "rows": written,
+        "stored": stored - n * SERIES_PER_SERVER,
+        "transactions": len(groups),
+        "seconds": busy,
+        "rows_per_second": written / busy,
+    }
 
 
 def _binary_copy_buffer(rows: list[tuple[int, int, float]]) -> bytes:
@@ -456,6 +542,10 @@ def _binary_copy_buffer(rows: list[tuple[int, int, float]]) -> bytes:
 def _postgres_url(args) -> str | None:
     url = args.database_url or os.environ.get("DATABASE_URL", "")
     return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+def _database_name(url: str | None) -> str | None:
+    return url.rsplit("/", 1)[1].split("?", 1)[0] if url else None
 
 
 def _vigil_testing():
@@ -489,38 +579,44 @@ def _vigil_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
-def run_raw(args, data_dir: Path, database_url: str | None, base_ts: int, log) -> dict:
+def run_raw(args, mode: str, data_dir: Path, database_url: str | None, base_ts: int, requests: int):
+    """One raw mode in a child process, against a fresh migrated database."""
     env = _vigil_env(data_dir, database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
-    log("raw baseline: migrating a fresh database…")
     subprocess.run(
         [sys.executable, "-m", "vigil.cli", "migrate", "--verbosity", "0"],
         env=env,
         check=True,
         timeout=300,
     )
-    log(f"raw baseline: writer and database ceiling ({args.raw_seconds} s per mode)…")
+    meter = CpuMeter().start()
     out = subprocess.run(
         [
             sys.executable,
             str(Path(__file__).resolve()),
             "--raw-only",
+            mode,
             "--servers",
             str(args.servers),
             "--points",
             str(args.points),
-            "--raw-seconds",
-            str(args.raw_seconds),
+            "--requests",
+            str(requests),
             "--base-ts",
             str(base_ts),
         ],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if out.returncode:
+        raise RuntimeError(f"raw mode {mode} failed:\n{out.stderr[-4000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    backend = figures.pop("postgresql_cpu_seconds", None)
+    extra = {"postgresql": backend} if backend is not None else {}
+    figures["cpu_cores"] = meter.stop(children="raw", **extra)
+    return figures
 
 
 def _stored_samples(data_dir: Path, database_url: str | None) -> int:
@@ -536,6 +632,35 @@ def _stored_samples(data_dir: Path, database_url: str | None) -> int:
             return conn.execute(sql).fetchone()[0]
     with contextlib.closing(sqlite3.connect(data_dir / "vigil.sqlite3")) as conn:
         return conn.execute(sql).fetchone()[0]
+
+
+def _machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+        "?",
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(mem_kb / 2**20, 1)}
+
+
+def _code_version() -> dict:
+    """The commit measured, and whether vigil/ had changes not yet committed."""
+    here = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=10
+            )
+        except OSError:
+            return ""
+        return out.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "vigil_modified": bool(git("status", "--porcelain", "--", "vigil")),
+    }
 
 
 def _versions(database_url: str | None) -> dict:
@@ -573,80 +698,131 @@ def run(args) -> dict:
         "samples_per_request": per_request,
         "duration": args.duration,
         "versions": _versions(pg_url),
+        "machine": _machine(),
+        "code": _code_version(),
     }
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-bench-")))
         e2e_url = stack.enter_context(testing.scratch_database())
         server = testing.VigilProcess(tmp / "e2e", e2e_url, "--no-local-agent")
+        server.env.update(kv.split("=", 1) for kv in args.server_env)
         log(f"starting vigil run on port {server.port} ({result['database']})…")
         stack.callback(server.stop)
         server.start(timeout=120)
         token = server.vigil("token", "create", "--name", "bench").strip().splitlines()[-1]
-        e2e = run_end_to_end(args, server.port, token, server.proc.pid, base_ts, log)
+        e2e = run_end_to_end(
+            args, server.port, token, server.proc.pid, _database_name(e2e_url), base_ts, log
+        )
         server.stop()
+        log_text = server.log_path.read_text(errors="replace")
+        if args.server_log:
+            args.server_log.write_text(log_text)
+        e2e["server_log_problems"] = sum(
+            (" ERROR " in line or " WARNING " in line) for line in log_text.splitlines()
+        )
         e2e["stored_samples"] = _stored_samples(tmp / "e2e", e2e_url)
         e2e["warmup_samples"] = args.servers * SERIES_PER_SERVER
         result["end_to_end"] = e2e
         if args.py_spy:
-            result["profile"] = profile_summary(args.profile_out)
+            seconds = math.ceil(args.duration)
+            result["profile"] = profile_summary(args.profile_out, seconds)
+            result["profile"]["py_spy_args"] = args.py_spy_args
 
-        raw_url = stack.enter_context(testing.scratch_database())
-        raw = run_raw(args, tmp / "raw", raw_url, base_ts, log)
-        result["raw"] = raw
+        if args.skip_raw:
+            return result
+        # The same requests as the end-to-end phase sent, at least a few groups.
+        requests = max(e2e["requests_sent"], 3 * REQUESTS_PER_GROUP)
+        modes = ["per_request_txn", "grouped_txn"]
+        modes += (
+            ["ceiling_copy_write_row", "ceiling_copy_buffer"] if pg_url else ["ceiling_executemany"]
+        )
+        result["raw"] = {}
+        for mode in modes:
+            log(f"raw baseline: {RAW_MODES[mode]}, {requests} requests into a fresh database…")
+            with testing.scratch_database() as raw_url:
+                result["raw"][mode] = run_raw(args, mode, tmp / mode, raw_url, base_ts, requests)
     rate = result["end_to_end"]["samples_per_second"]
-    result["ratio_per_request_txn"] = rate / raw["per_request_txn"]["rows_per_second"]
-    result["ratio_grouped_txn"] = rate / raw["grouped_txn"]["rows_per_second"]
+    result["ratio_per_request_txn"] = rate / result["raw"]["per_request_txn"]["rows_per_second"]
+    result["ratio_grouped_txn"] = rate / result["raw"]["grouped_txn"]["rows_per_second"]
     return result
 
 
 # -- profile ---------------------------------------------------------------------------
 
-# Inclusive share of the server's samples whose stack holds one of these frames.
-PROFILE_MARKERS = [
-    ("waitress: reading and parsing HTTP", ("received (waitress/channel.py", "handle_read")),
-    ("waitress: writing responses", ("handle_write", "_flush_some")),
-    ("Django handler + middleware (whole request)", ("__call__ (django/core/handlers/wsgi.py",)),
-    ("ingest view (auth, body, parse, resolve, wait)", ("ingest_json (vigil/ingest/views.py",)),
-    ("  token lookup", ("authenticate (vigil/ingest/auth.py",)),
-    ("  read body", ("read_body (vigil/ingest/body.py",)),
-    ("  parse JSON and check points", ("parse (vigil/ingest/parsers/vigil_json.py",)),
-    ("  server ids", ("server_ids_for_hosts (vigil/ingest/writer.py",)),
-    ("writer thread: write_now", ("write_now (vigil/ingest/writer.py",)),
-    ("  series ids", ("_series_ids_for (vigil/ingest/writer.py",)),
-    (
-        "  build row lists",
-        ("<genexpr> (vigil/ingest/writer.py", "<lambda> (vigil/ingest/writer.py"),
+# Threads of `vigil run`, told apart by a frame of their stack, and what each
+# spends its time on (inclusive: a sample counts for every marker in its stack).
+PROFILE_THREADS = {
+    "writer thread": (
+        "GroupCommitter._run (",
+        [
+            ("write_now", "write_now (vigil/ingest/writer.py"),
+            ("  series ids", "_series_ids_for ("),
+            ("  insert samples", "_insert_samples ("),
+            ("  update last values", "_update_last_values ("),
+            ("  mark servers seen", "_mark_seen ("),
+            ("commit", "Atomic.__exit__ (django/db/transaction.py"),
+            ("waiting for batches", "_take_group ("),
+        ],
     ),
-    ("  insert samples", ("_insert_samples (vigil/ingest/writer.py",)),
-    ("  update last values", ("_update_last_values (vigil/ingest/writer.py",)),
-    ("  mark servers seen", ("_mark_seen (vigil/ingest/writer.py",)),
-    ("commit", ("__exit__ (django/db/transaction.py",)),
-]
+    "request threads": (
+        "ThreadedTaskDispatcher.handler_thread (",
+        [
+            ("serving a request", "HTTPChannel.service ("),
+            ("  token lookup", "authenticate (vigil/ingest/auth.py"),
+            ("  read body", "read_body (vigil/ingest/body.py"),
+            ("  parse and check", "parse (vigil/ingest/parsers/"),
+            ("  server ids", "server_ids_for_hosts ("),
+            ("  waiting for the writer", "GroupCommitter.submit ("),
+        ],
+    ),
+    "waitress main loop": (
+        "BaseWSGIServer.run (",
+        [
+            ("reading requests", "handle_read_event ("),
+            ("writing responses", "handle_write_event ("),
+        ],
+    ),
+    "scheduler": ("Scheduler._loop (", []),
+}
 
 
-def profile_summary(path: Path) -> dict:
-    """Shares of the py-spy samples (collapsed stacks) by the frames in PROFILE_MARKERS."""
+def profile_summary(path: Path, seconds: float, rate: int = 100) -> dict:
+    """Thread-seconds per second of wall time, by thread and marker, from py-spy's raw output.
+
+    With --idle every thread is sampled at every tick, so a thread's total is about
+    1.0; with --gil only the thread holding the GIL is, so the totals add up to the
+    share of time the GIL was held.
+    """
     stacks: list[tuple[str, int]] = []
     for line in Path(path).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if stack:
             stacks.append((stack, int(count)))
-    total = sum(c for _, c in stacks)
-    shares = {}
-    for name, frames in PROFILE_MARKERS:
-        hit = sum(c for s, c in stacks if any(f in s for f in frames))
-        shares[name] = hit / total if total else 0.0
-    leaves: Counter[str] = Counter()
+    ticks = seconds * rate
+    threads: dict[str, dict[str, float]] = {}
+    for kind, (frame, markers) in PROFILE_THREADS.items():
+        mine = [(s, c) for s, c in stacks if frame in s]
+        figures = {"all": sum(c for _, c in mine) / ticks}
+        for name, marker in markers:
+            figures[name] = sum(c for s, c in mine if marker in s) / ticks
+        threads[kind] = figures
+    own: Counter[str] = Counter()
     for stack, count in stacks:
-        leaves[stack.rsplit(";", 1)[-1]] += count
+        own[stack.rsplit(";", 1)[-1]] += count
     return {
-        "samples": total,
-        "shares": shares,
-        "top_self": [(f, c / total) for f, c in leaves.most_common(15)] if total else [],
+        "samples": sum(c for _, c in stacks),
+        "seconds": seconds,
+        "threads": threads,
+        "top_own": [(frame, c / ticks) for frame, c in own.most_common(12)],
     }
 
 
 # -- report ------------------------------------------------------------------------------
+
+
+def _fmt_cpu(cpu: dict[str, float]) -> str:
+    parts = [f"{k} {v:.2f}" for k, v in cpu.items() if k != "machine" and (v >= 0.005)]
+    return ", ".join(parts) + f" (machine {cpu['machine']:.2f} of {os.cpu_count()})"
 
 
 def _fmt_rate(value: float) -> str:
@@ -654,56 +830,65 @@ def _fmt_rate(value: float) -> str:
 
 
 def print_table(r: dict) -> None:
-    e2e, raw = r["end_to_end"], r["raw"]
+    e2e, raw = r["end_to_end"], r.get("raw")
+    stored_ok = e2e["stored_samples"] == e2e["warmup_samples"] + e2e["samples"]
     print(
         f"\nVigil ingest benchmark: {r['database']}, {r['clients']} clients, "
         f"{r['servers']} servers x {r['series_per_server']} series, "
         f"{r['points']} points per series per request ({r['samples_per_request']:,} samples)"
     )
+    m, code = r["machine"], r["code"]
     print("  " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
+    print(f"  {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB")
+    dirty = " + uncommitted changes in vigil/" if code["vigil_modified"] else ""
+    print(f"  commit {code['commit'] or '?'}{dirty}")
     print(f"\n  {'':<58}{'samples/s':>12}")
     print(
         f"  {'end to end (HTTP, ' + str(r['clients']) + ' clients)':<58}"
         f"{_fmt_rate(e2e['samples_per_second'])}"
     )
     print(
-        f"    {e2e['requests_per_second']:.1f} requests/s, latency p50 "
+        f"    {e2e['requests_per_second']:.1f} requests/s of "
+        f"{e2e['mean_body_bytes'] / 1024:.0f} KiB, latency p50 "
         f"{e2e['latency_p50_ms']:.0f} ms, p99 {e2e['latency_p99_ms']:.0f} ms, "
-        f"server CPU {e2e['server_cpu_cores']:.2f} cores, {e2e['wall_seconds']:.1f} s"
+        f"{e2e['wall_seconds']:.1f} s"
     )
     print(
         f"    {e2e['requests_ok']} x 204 of {e2e['requests_sent']} requests; "
         f"non-204: {e2e['non_204'] or 'none'}; stored {e2e['stored_samples']:,} "
         f"(= {e2e['warmup_samples']:,} warm-up + {e2e['samples']:,} answered 204: "
-        f"{'yes' if e2e['stored_samples'] == e2e['warmup_samples'] + e2e['samples'] else 'NO'})"
+        f"{'yes' if stored_ok else 'NO'})"
     )
+    if e2e["server_log_problems"]:
+        print(f"    server log: {e2e['server_log_problems']} ERROR/WARNING lines (--server-log)")
+    print(f"    CPU cores: {_fmt_cpu(e2e['cpu_cores'])}")
     if e2e["pool_exhausted"]:
         print("    (the pre-built bodies ran out: the measured phase ended early)")
-    print(
-        f"  {'raw writer, 1 transaction per request':<58}"
-        f"{_fmt_rate(raw['per_request_txn']['rows_per_second'])}"
-    )
-    print(
-        f"  {f'raw writer, {REQUESTS_PER_GROUP} requests per transaction':<58}"
-        f"{_fmt_rate(raw['grouped_txn']['rows_per_second'])}"
-    )
-    names = {
-        "executemany": "SQLite executemany INSERT OR IGNORE, 100k rows/txn",
-        "copy_write_row": "PostgreSQL binary COPY, write_row, 100k rows/txn",
-        "copy_buffer": "PostgreSQL binary COPY, pre-encoded, 100k rows/txn",
-    }
-    for key, figures in raw["ceiling"].items():
-        print(f"  {'ceiling: ' + names[key]:<58}{_fmt_rate(figures['rows_per_second'])}")
-    print(f"\n  end to end / raw writer (1 txn per request)    {r['ratio_per_request_txn']:6.0%}")
-    print(f"  end to end / raw writer (grouped txn)          {r['ratio_grouped_txn']:6.0%}")
+    for mode, figures in (raw or {}).items():
+        name = RAW_MODES[mode]
+        if mode.startswith("ceiling"):
+            name += f", {REQUESTS_PER_GROUP * r['samples_per_request'] // 1000}k rows/txn"
+        print(f"  {name:<58}{_fmt_rate(figures['rows_per_second'])}")
+        print(f"    CPU cores: {_fmt_cpu(figures['cpu_cores'])}")
+        if figures["stored"] != figures["rows"]:
+            print(f"    stored {figures['stored']:,} of {figures['rows']:,} rows: CHECK")
+    if raw:
+        print(f"\n  end to end / raw writer (1 txn per request) {r['ratio_per_request_txn']:6.0%}")
+        print(f"  end to end / raw writer (grouped txn)       {r['ratio_grouped_txn']:6.0%}")
     if "profile" in r:
         p = r["profile"]
-        print(f"\n  server profile (py-spy, {p['samples']} samples, inclusive shares):")
-        for name, share in p["shares"].items():
-            print(f"    {name:<52}{share:6.1%}")
-        print("  top frames by own time:")
-        for frame, share in p["top_self"]:
-            print(f"    {share:6.1%}  {frame}")
+        print(
+            f"\n  server profile: py-spy {p['py_spy_args'] or '(defaults)'}, {p['samples']} "
+            "samples; thread-seconds per second of wall time:"
+        )
+        for kind, figures in p["threads"].items():
+            print(f"    {kind:<50}{figures['all']:6.2f}")
+            for name, value in figures.items():
+                if name != "all":
+                    print(f"      {name:<48}{value:6.2f}")
+        print("  top frames by own time (thread-seconds per second):")
+        for frame, value in p["top_own"]:
+            print(f"    {value:5.2f}  {frame}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -714,21 +899,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points", type=int, default=100, help="points per series per request")
     parser.add_argument("--duration", type=float, default=20, help="seconds of the measured phase")
     parser.add_argument(
-        "--raw-seconds", type=float, default=6, help="seconds of each raw writer mode"
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the server (e.g. VIGIL_INGEST_GROUP_COMMIT=false); repeatable",
     )
+    parser.add_argument("--server-log", type=Path, help="keep the server's log in this file")
+    parser.add_argument("--skip-raw", action="store_true", help="end to end only")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--py-spy", help="path of a py-spy binary: profile the server")
     parser.add_argument(
+        "--py-spy-args", default="", help="more py-spy record options (e.g. --gil, --threads)"
+    )
+    parser.add_argument(
         "--profile-out", type=Path, default=Path("ingest-profile.txt"), help="py-spy output"
     )
-    parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-only", dest="raw_mode", choices=RAW_MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-ts", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.raw_only:
+    if args.raw_mode:
         print(json.dumps(raw_main(args)))
         return
-    result = run(args)
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        # run() stopped the server and dropped the scratch databases on the way out.
+        sys.exit("interrupted")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

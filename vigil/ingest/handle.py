@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from django.http import HttpRequest
+from django.utils import timezone
 
 from vigil.ingest import writer
 from vigil.ingest.auth import authenticate, needs_touch
@@ -106,7 +107,11 @@ def _ingest(request: HttpRequest, parse: Parser, derive: writer.Deriver | None) 
     written = 0
     if items:
         try:
-            touch = token.pk if needs_touch(token) else None
+            touch = None
+            if needs_touch(token):
+                touch = token.pk
+                # The cached token object remembers it too: one refresh a minute.
+                token.last_used = timezone.now()
             written = writer.write(items, touch_token=touch, derive=derive)
         except writer.Overloaded as exc:
             return _unavailable(f"ingest is overloaded ({exc}); retry later")

@@ -16,6 +16,7 @@ committed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -139,10 +140,39 @@ def _insert_samples(ids: list[int], ts: list[int], values: list[float]) -> None:
         if connection.vendor == "postgresql":
             _copy_postgresql(cursor, ids, ts, values)
         else:
-            cursor.executemany(
-                "INSERT OR IGNORE INTO metrics_sample (series_id, ts, value) VALUES (%s, %s, %s)",
-                zip(ids, ts, values, strict=True),
-            )
+            _insert_sqlite(cursor, ids, ts, values)
+
+
+SQLITE_ROWS_PER_STATEMENT = 999
+
+
+def _insert_sqlite(cursor, ids: list[int], ts: list[int], values: list[float]) -> None:
+    """Multi-row INSERTs: sqlite3 hands the GIL back and forth once per statement,
+    not once per row as executemany does, so parsing threads cannot stall it."""
+    rows = SQLITE_ROWS_PER_STATEMENT
+    full = len(ids) - len(ids) % rows
+    if full:
+        sql = _sqlite_insert_sql(rows)
+        params = [
+            [
+                v
+                for row in zip(
+                    ids[i : i + rows], ts[i : i + rows], values[i : i + rows], strict=True
+                )
+                for v in row
+            ]
+            for i in range(0, full, rows)
+        ]
+        cursor.executemany(sql, params)
+    if full < len(ids):
+        rest = list(zip(ids[full:], ts[full:], values[full:], strict=True))
+        cursor.execute(_sqlite_insert_sql(len(rest)), [v for row in rest for v in row])
+
+
+@functools.cache
+def _sqlite_insert_sql(rows: int) -> str:
+    values = ",".join(["(%s,%s,%s)"] * rows)
+    return f"INSERT OR IGNORE INTO metrics_sample (series_id, ts, value) VALUES {values}"  # noqa: S608
 
 
 def _copy_postgresql(cursor, ids: list[int], ts: list[int], values: list[float]) -> None:
@@ -273,6 +303,36 @@ def _store(items: list[Item], series_ids: list[int], newest: dict[int, tuple[int
     return len(ids)
 
 
+@dataclass
+class Pending:
+    """What the batches of one transaction leave to do once, at its end."""
+
+    newest: dict[int, tuple[int, float]] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+    tokens: set[int] = field(default_factory=set)
+
+    def finish(self) -> None:
+        _update_last_values(self.newest)
+        if self.seen:
+            _mark_seen(self.seen)
+        if self.tokens:
+            IngestToken.objects.filter(pk__in=self.tokens).update(last_used=timezone.now())
+
+
+def _write_items(items: list[Item], derive: Deriver | None, pending: Pending) -> int:
+    """1. Native series are stored under their own names; counters as rates.
+    2. `derive` maps them to the canonical metrics, which are stored too."""
+    series_ids = _series_ids_for(items)
+    if any(sp.kind != GAUGE for _, sp in items):
+        items, series_ids = _apply_counters(items, series_ids)
+    written = _store(items, series_ids, pending.newest) if items else 0
+    derived = derive(items, SampleLookup()) if derive and items else []
+    derived = [(server_id, sp) for server_id, sp in derived if sp.timestamps]
+    if derived:
+        written += _store(derived, _series_ids_for(derived), pending.newest)
+    return written
+
+
 def write_now(
     items: list[Item],
     mark_seen: bool = True,
@@ -281,29 +341,33 @@ def write_now(
 ) -> int:
     """Write the items in the current transaction; returns the points written.
 
-    1. Native series are stored under their own names; counters as rates.
-    2. `derive` maps them to the canonical metrics, which are stored too.
     mark_seen=False writes without counting as a report from the servers
     (Vigil's own `up` samples). touch_token refreshes a token's last_used here,
     so that request threads never write.
     """
     if not items:
         return 0
-    series_ids = _series_ids_for(items)
-    if any(sp.kind != GAUGE for _, sp in items):
-        items, series_ids = _apply_counters(items, series_ids)
-    newest: dict[int, tuple[int, float]] = {}
-    written = _store(items, series_ids, newest) if items else 0
-    derived = derive(items, SampleLookup()) if derive and items else []
-    derived = [(server_id, sp) for server_id, sp in derived if sp.timestamps]
-    if derived:
-        written += _store(derived, _series_ids_for(derived), newest)
-    _update_last_values(newest)
+    pending = Pending()
+    written = _write_items(items, derive, pending)
     if mark_seen:
-        _mark_seen({server_id for server_id, _ in items})
+        pending.seen.update(server_id for server_id, _ in items)
     if touch_token is not None:
-        IngestToken.objects.filter(pk=touch_token).update(last_used=timezone.now())
+        pending.tokens.add(touch_token)
+    pending.finish()
     return written
+
+
+def _write_group(group: list[Entry]) -> list[int]:
+    """The batches of one group commit; newest values and last_seen once for all."""
+    pending = Pending()
+    counts = []
+    for entry in group:
+        counts.append(_write_items(entry.items, entry.derive, pending) if entry.items else 0)
+        pending.seen.update(server_id for server_id, _ in entry.items)
+        if entry.touch_token is not None:
+            pending.tokens.add(entry.touch_token)
+    pending.finish()
+    return counts
 
 
 @dataclass(slots=True)
@@ -376,7 +440,7 @@ class GroupCommitter:
     def _write_alone(entry: Entry) -> None:
         try:
             with transaction.atomic():
-                count = write_now(entry.items, touch_token=entry.touch_token, derive=entry.derive)
+                (count,) = _write_group([entry])
         except Exception as exc:
             connection.close()
             entry.future.set_exception(exc)
@@ -392,10 +456,7 @@ class GroupCommitter:
             started = time.monotonic()
             try:
                 with transaction.atomic():
-                    counts = [
-                        write_now(e.items, touch_token=e.touch_token, derive=e.derive)
-                        for e in group
-                    ]
+                    counts = _write_group(group)
             except Exception as exc:
                 log.warning("group commit of %d batches failed: %s", len(group), exc)
                 # A broken connection is replaced on the next try.

@@ -75,6 +75,10 @@ def claim_due(now: float, limit: int) -> list[Claimed]:
         .values_list("pk", "next_due", "interval", "server_id", "url", "timeout")[:limit]
     )
     claimed: list[Claimed] = []
+    if not due:
+        # No transaction when nothing is due: on SQLite it would queue for the
+        # write lock behind ingest every tick.
+        return claimed
     with transaction.atomic():
         for pk, next_due, interval, server_id, url, timeout in due:
             # Keep the phase of the target; one that fell behind skips the

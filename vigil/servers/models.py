@@ -65,11 +65,6 @@ class Server(models.Model):
         return now - self.last_seen > timedelta(seconds=settings.SERVER_DOWN_AFTER_SECONDS)
 
 
-class IngestTokenQuerySet(models.QuerySet):
-    def find(self, token: str) -> IngestToken | None:
-        return self.filter(token_hash=hash_token(token)).select_related("server").first()
-
-
 class IngestToken(models.Model):
     """A credential for agents. Bound to one server, or registering servers by host name."""
 
@@ -87,8 +82,6 @@ class IngestToken(models.Model):
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
-
-    objects = IngestTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

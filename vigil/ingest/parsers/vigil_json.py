@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import math
+
 import orjson
 
 from vigil.ingest.parsers.base import (
+    MAX_FUTURE_SECONDS,
+    MIN_TS,
     ParseError,
     ParseResult,
     SeriesPoints,
@@ -18,6 +22,32 @@ from vigil.ingest.parsers.base import (
     check_ts,
     check_value,
 )
+
+_NUMBERS = {int, float}
+
+
+def _valid_columns(points: list, now: float) -> tuple[list[int], list[float]] | None:
+    """The points as columns when every one is valid, checked a column at a time.
+
+    The common case costs a few C-level passes instead of a check per point;
+    anything unusual returns None and the point-by-point path names the error.
+    """
+    if not points:
+        return None
+    try:
+        if set(map(len, points)) != {2}:
+            return None
+        ts = [p[0] for p in points]
+        values = [p[1] for p in points]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if not set(map(type, ts)) <= _NUMBERS or not set(map(type, values)) <= _NUMBERS:
+        return None
+    if min(ts) < MIN_TS or max(ts) > now + MAX_FUTURE_SECONDS:
+        return None
+    if not all(map(math.isfinite, ts)) or not all(map(math.isfinite, values)):
+        return None
+    return list(map(int, ts)), list(map(float, values))
 
 
 def parse(body: bytes, now: float) -> ParseResult:
@@ -53,6 +83,10 @@ def parse(body: bytes, now: float) -> ParseResult:
             labels = check_labels(item.get("labels"))
         except ValueError as exc:
             result.reject(f"{where}: {exc}", max(len(points), 1))
+            continue
+        columns = _valid_columns(points, now)
+        if columns is not None:
+            result.series.append(SeriesPoints(host, metric, labels, *columns))
             continue
         timestamps: list[int] = []
         values: list[float] = []
