@@ -121,6 +121,25 @@ def json_body(server: int, rnd: int, points: int, base_ts: int) -> bytes:
     return orjson.dumps({"host": host_name(server), "series": series})
 
 
+def influx_body(server: int, rnd: int, points: int, base_ts: int) -> bytes:
+    """The same samples as line protocol: one line per sample, as a Telegraf batch
+    of 5,000 lines; measurement = metric, field `value`, labels as tags."""
+    host = host_name(server)
+    lines = []
+    for metric, labels, timestamps, values in request_data(server, rnd, points, base_ts):
+        tags = "".join(f",{k}={v.replace(' ', '_')}" for k, v in sorted(labels.items()))
+        head = f"{metric},host={host}{tags} value="
+        lines.extend(f"{head}{v} {t}" for t, v in zip(timestamps, values, strict=True))
+    return ("\n".join(lines) + "\n").encode()
+
+
+PROTOCOLS = {
+    # name: (path, content type, body builder)
+    "json": (INGEST_PATH, "application/json", json_body),
+    "influx": ("/write?db=bench&precision=s", "text/plain; charset=utf-8", influx_body),
+}
+
+
 def request_slot(j: int, servers: int) -> tuple[int, int]:
     """Request number j of the measured phase: (server, round)."""
     return j % servers, j // servers
@@ -129,8 +148,8 @@ def request_slot(j: int, servers: int) -> tuple[int, int]:
 # -- end to end: the client processes -------------------------------------------------
 
 
-def _post(conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str]):
-    conn.request("POST", INGEST_PATH, body=body, headers=headers)
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]):
+    conn.request("POST", path, body=body, headers=headers)
     response = conn.getresponse()
     response.read()
     return response.status, response.getheader("Retry-After")
@@ -146,12 +165,11 @@ def _client(idx: int, cfg: dict, barrier, start_at, out_q) -> None:
 
 def _client_run(idx: int, cfg: dict, barrier, start_at) -> dict:
     n, clients, points, base_ts = cfg["servers"], cfg["clients"], cfg["points"], cfg["base_ts"]
-    warmup = [json_body(s, -1, points, base_ts) for s in range(idx, n, clients)]
-    bodies = [
-        json_body(*request_slot(j, n), points, base_ts) for j in range(idx, cfg["pool"], clients)
-    ]
+    path, content_type, build = PROTOCOLS[cfg["protocol"]]
+    warmup = [build(s, -1, points, base_ts) for s in range(idx, n, clients)]
+    bodies = [build(*request_slot(j, n), points, base_ts) for j in range(idx, cfg["pool"], clients)]
     per_body = SERIES_PER_SERVER * points
-    headers = {"Authorization": f"Bearer {cfg['token']}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {cfg['token']}", "Content-Type": content_type}
     conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=120)
     statuses: Counter[str] = Counter()
 
@@ -159,7 +177,7 @@ def _client_run(idx: int, cfg: dict, barrier, start_at) -> dict:
         nonlocal conn
         t0 = time.perf_counter()
         try:
-            status, retry = _post(conn, body, headers)
+            status, retry = _post(conn, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=120)
@@ -296,6 +314,7 @@ def run_end_to_end(
         "points": args.points,
         "base_ts": base_ts,
         "pool": pool,
+        "protocol": args.protocol,
         "token": token,
         "port": port,
         "duration": args.duration,
@@ -692,6 +711,7 @@ def run(args) -> dict:
     result: dict = {
         "database": "postgresql" if pg_url else "sqlite",
         "clients": args.clients,
+        "protocol": args.protocol,
         "servers": args.servers,
         "series_per_server": SERIES_PER_SERVER,
         "points": args.points,
@@ -844,7 +864,7 @@ def print_table(r: dict) -> None:
     print(f"  commit {code['commit'] or '?'}{dirty}")
     print(f"\n  {'':<58}{'samples/s':>12}")
     print(
-        f"  {'end to end (HTTP, ' + str(r['clients']) + ' clients)':<58}"
+        f"  {'end to end (' + r['protocol'] + ' over HTTP, ' + str(r['clients']) + ' clients)':<58}"
         f"{_fmt_rate(e2e['samples_per_second'])}"
     )
     print(
@@ -895,6 +915,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--database-url", help="postgres://... (default: DATABASE_URL or SQLite)")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default="json",
+        help="json: Vigil's /api/v1/ingest; influx: line protocol on /write",
+    )
     parser.add_argument("--servers", type=int, default=500, help="monitored servers")
     parser.add_argument("--points", type=int, default=100, help="points per series per request")
     parser.add_argument("--duration", type=float, default=20, help="seconds of the measured phase")
