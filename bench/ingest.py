@@ -122,14 +122,22 @@ def json_body(server: int, rnd: int, points: int, base_ts: int) -> bytes:
 
 
 def influx_body(server: int, rnd: int, points: int, base_ts: int) -> bytes:
-    """The same samples as line protocol: one line per sample, as a Telegraf batch
-    of 5,000 lines; measurement = metric, field `value`, labels as tags."""
+    """The same samples as line protocol: one line per sample, time by time as
+    Telegraf sends a batch of 5,000 lines; measurement = metric, field `value`,
+    labels as tags."""
     host = host_name(server)
-    lines = []
-    for metric, labels, timestamps, values in request_data(server, rnd, points, base_ts):
-        tags = "".join(f",{k}={v.replace(' ', '_')}" for k, v in sorted(labels.items()))
-        head = f"{metric},host={host}{tags} value="
-        lines.extend(f"{head}{v} {t}" for t, v in zip(timestamps, values, strict=True))
+    data = request_data(server, rnd, points, base_ts)
+    heads = [
+        f"{metric},host={host}"
+        + "".join(f",{k}={v.replace(' ', '_')}" for k, v in sorted(labels.items()))
+        + " value="
+        for metric, labels, _, _ in data
+    ]
+    lines = [
+        f"{head}{values[i]} {timestamps[i]}"
+        for i in range(len(data[0][2]))
+        for head, (_, _, timestamps, values) in zip(heads, data, strict=True)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
