@@ -104,15 +104,21 @@ def _ingest(request: HttpRequest, parse: Parser, derive: writer.Deriver | None) 
             return _unavailable("the database is unavailable; retry later")
         items = [(server_ids[sp.host], sp) for sp in with_host]
 
+    rejected = None
+    servers = {server_id for server_id, _ in items}
+    if token.server is not None:
+        servers.add(token.server.pk)
+    if result.rejected and servers and result.errors:
+        rejected = writer.Rejected(frozenset(servers), result.rejected, result.errors[0])
     written = 0
-    if items:
+    if items or rejected:
         try:
             touch = None
             if needs_touch(token):
                 touch = token.pk
                 # The cached token object remembers it too: one refresh a minute.
                 token.last_used = timezone.now()
-            written = writer.write(items, touch_token=touch, derive=derive)
+            written = writer.write(items, touch_token=touch, derive=derive, rejected=rejected)
         except writer.Overloaded as exc:
             return _unavailable(f"ingest is overloaded ({exc}); retry later")
         except DatabaseError as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, F, Value, When
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -303,6 +303,15 @@ def _store(items: list[Item], series_ids: list[int], newest: dict[int, tuple[int
     return len(ids)
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Samples of a request that ingest refused, counted on its servers."""
+
+    server_ids: frozenset[int]
+    count: int
+    message: str
+
+
 @dataclass
 class Pending:
     """What the batches of one transaction leave to do once, at its end."""
@@ -310,6 +319,7 @@ class Pending:
     newest: dict[int, tuple[int, float]] = field(default_factory=dict)
     seen: set[int] = field(default_factory=set)
     tokens: set[int] = field(default_factory=set)
+    rejected: list[Rejected] = field(default_factory=list)
 
     def finish(self) -> None:
         _update_last_values(self.newest)
@@ -317,6 +327,12 @@ class Pending:
             _mark_seen(self.seen)
         if self.tokens:
             IngestToken.objects.filter(pk__in=self.tokens).update(last_used=timezone.now())
+        for r in self.rejected:
+            Server.objects.filter(pk__in=r.server_ids).update(
+                rejected_samples=F("rejected_samples") + r.count,
+                last_rejection=r.message[:1000],
+                last_rejection_at=timezone.now(),
+            )
 
 
 def _write_items(items: list[Item], derive: Deriver | None, pending: Pending) -> int:
@@ -338,6 +354,7 @@ def write_now(
     mark_seen: bool = True,
     touch_token: int | None = None,
     derive: Deriver | None = None,
+    rejected: Rejected | None = None,
 ) -> int:
     """Write the items in the current transaction; returns the points written.
 
@@ -345,10 +362,12 @@ def write_now(
     (Vigil's own `up` samples). touch_token refreshes a token's last_used here,
     so that request threads never write.
     """
-    if not items:
+    if not items and rejected is None:
         return 0
     pending = Pending()
-    written = _write_items(items, derive, pending)
+    written = _write_items(items, derive, pending) if items else 0
+    if rejected is not None:
+        pending.rejected.append(rejected)
     if mark_seen:
         pending.seen.update(server_id for server_id, _ in items)
     if touch_token is not None:
@@ -366,6 +385,8 @@ def _write_group(group: list[Entry]) -> list[int]:
         pending.seen.update(server_id for server_id, _ in entry.items)
         if entry.touch_token is not None:
             pending.tokens.add(entry.touch_token)
+        if entry.rejected is not None:
+            pending.rejected.append(entry.rejected)
     pending.finish()
     return counts
 
@@ -377,6 +398,7 @@ class Entry:
     future: Future
     touch_token: int | None
     derive: Deriver | None
+    rejected: Rejected | None = None
 
 
 class GroupCommitter:
@@ -395,14 +417,18 @@ class GroupCommitter:
         self.batches_committed = 0
 
     def submit(
-        self, items: list[Item], touch_token: int | None = None, derive: Deriver | None = None
+        self,
+        items: list[Item],
+        touch_token: int | None = None,
+        derive: Deriver | None = None,
+        rejected: Rejected | None = None,
     ) -> int:
         rows = sum(len(sp.timestamps) for _, sp in items)
         future: Future = Future()
         with self._cond:
             if self._queued_rows and self._queued_rows + rows > self.queue_max_rows:
                 raise Overloaded(f"{self._queued_rows} samples are waiting to be written")
-            self._queue.append(Entry(items, rows, future, touch_token, derive))
+            self._queue.append(Entry(items, rows, future, touch_token, derive, rejected))
             self._queued_rows += rows
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="vigil-writer", daemon=True)
@@ -485,16 +511,21 @@ def committer() -> GroupCommitter | None:
     return _committer
 
 
-def write(items: list[Item], touch_token: int | None = None, derive: Deriver | None = None) -> int:
+def write(
+    items: list[Item],
+    touch_token: int | None = None,
+    derive: Deriver | None = None,
+    rejected: Rejected | None = None,
+) -> int:
     """Store the items durably; returns once they are committed."""
     global _committer
     if not settings.INGEST_GROUP_COMMIT:
         with transaction.atomic():
-            return write_now(items, touch_token=touch_token, derive=derive)
+            return write_now(items, touch_token=touch_token, derive=derive, rejected=rejected)
     if _committer is None:
         with _lock:
             if _committer is None:
                 _committer = GroupCommitter(
                     settings.INGEST_GROUP_MAX_ROWS, settings.INGEST_QUEUE_MAX_ROWS
                 )
-    return _committer.submit(items, touch_token, derive)
+    return _committer.submit(items, touch_token, derive, rejected)

@@ -50,6 +50,11 @@ class Server(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     created = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # What ingest had to refuse from this server (an agent that never retries,
+    # like collectd, loses it): shown on the server page.
+    rejected_samples = models.BigIntegerField(default=0, editable=False)
+    last_rejection = models.TextField(blank=True, editable=False)
+    last_rejection_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

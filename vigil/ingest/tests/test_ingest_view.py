@@ -266,3 +266,28 @@ class hold_write_lock:
     def __exit__(self, *exc):
         self.conn.rollback() if hasattr(self.conn, "rollback") else None
         self.conn.close()
+
+
+def test_refused_samples_are_counted_on_their_server_and_shown_on_its_page(client):
+    t = now()
+    token = make_token()
+    body = batch("web-1", ("load1", {}, [[t, 0.5], [t + 1, "<b>high</b>"], [t + 2, None]]))
+    assert post(client, body, bearer(token)).status_code == 400
+    server = Server.objects.get(host_name="web-1")
+    assert server.rejected_samples == 2
+    assert server.last_rejection == "series[0].points[1]: value must be a number"
+    assert server.last_rejection_at is not None
+
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_user("alice", password="secret-pass-1"))
+    html = client.get(f"/servers/{server.pk}/").content.decode()
+    assert "Ingest refused 2 samples from this server" in html
+
+
+def test_a_wholly_refused_batch_of_a_bound_token_is_counted_on_its_server(client):
+    server = make_server("db-1")
+    response = post(client, batch(None, ("m", {}, [[now(), "x"]])), bearer(make_token(server)))
+    assert response.status_code == 400
+    server.refresh_from_db()
+    assert server.rejected_samples == 1

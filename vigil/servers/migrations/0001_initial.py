@@ -68,6 +68,12 @@ class Migration(migrations.Migration):
                 ),
                 ("created", models.DateTimeField(default=django.utils.timezone.now)),
                 ("last_seen", models.DateTimeField(blank=True, null=True)),
+                ("rejected_samples", models.BigIntegerField(default=0, editable=False)),
+                ("last_rejection", models.TextField(blank=True, editable=False)),
+                (
+                    "last_rejection_at",
+                    models.DateTimeField(blank=True, editable=False, null=True),
+                ),
                 (
                     "location",
                     models.ForeignKey(
