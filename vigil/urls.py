@@ -8,12 +8,19 @@ from vigil.api import views as api
 from vigil.ingest import views as ingest
 from vigil.ingest import views_collectd, views_prometheus
 from vigil.ingest import views_influx as influx
+from vigil.scrape import views as scrape
 from vigil.web import views as web
 
 urlpatterns = [
     path("", web.home, name="home"),
     path("servers/fragment/", web.server_list_fragment, name="server-list-fragment"),
     path("servers/<int:pk>/", web.server_detail, name="server"),
+    path("servers/<int:pk>/scrape-targets/", scrape.add_target, name="scrape-target-add"),
+    path(
+        "servers/<int:pk>/scrape-targets/<int:target_pk>/delete/",
+        scrape.remove_target,
+        name="scrape-target-remove",
+    ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -116,10 +116,11 @@ def test_the_server_page_shows_its_targets_with_their_escaped_error(client):
     assert '<span class="badge new">disabled</span>' in page
 
 
-def test_a_server_without_targets_has_no_scrape_section(client):
+def test_a_server_without_targets_says_so(client):
     client.force_login(User.objects.create_user("alice", password="secret-pass-1"))
     server = make_server("node-1")
-    assert "Scrape targets" not in client.get(f"/servers/{server.pk}/").content.decode()
+    html = client.get(f"/servers/{server.pk}/").content.decode()
+    assert "Vigil scrapes no exporter for this server" in html
 
 
 def test_the_admin_never_shows_the_password_of_a_scrape_url_and_keeps_it(client, django_user_model):
