@@ -81,3 +81,24 @@ def test_pages_and_apis_need_a_login(vigil_server):
     for path in ("/api/v1/query?metric=load1", "/api/v1/servers"):
         with pytest.raises(Exception, match="401"):
             http_get(vigil_server.url + path)
+
+
+def test_its_own_address_works_whatever_the_allowed_hosts_say(tmp_path):
+    from vigil.testing import VigilProcess, scratch_database
+
+    with scratch_database() as database_url:
+        vigil = VigilProcess(tmp_path / "data", database_url)
+        vigil.env["VIGIL_ALLOWED_HOSTS"] = "vigil.example.com"
+        vigil.env["VIGIL_LOCAL_AGENT_INTERVAL"] = "1"
+        vigil.start()
+        try:
+            now = int(time.time())
+            wait_for(
+                lambda: query(
+                    vigil, metric="load1", server=socket.gethostname(), start=now - 60, end=now + 60
+                )["series"],
+                timeout=20,
+                what="the local agent's load through 127.0.0.1",
+            )
+        finally:
+            vigil.stop()

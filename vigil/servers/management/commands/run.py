@@ -52,8 +52,13 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=1)
         password = embedded.ensure_admin()
 
-        if host not in ANY_ADDRESS and host not in settings.ALLOWED_HOSTS:
-            settings.ALLOWED_HOSTS.append(host)
+        # The address Vigil is reached at here (and its local agent sends to)
+        # is always an allowed host, whatever VIGIL_ALLOWED_HOSTS lists.
+        shown_host = "127.0.0.1" if host in ANY_ADDRESS else host
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"
+        if shown_host not in settings.ALLOWED_HOSTS:
+            settings.ALLOWED_HOSTS.append(shown_host)
         try:
             server = create_server(
                 application,
@@ -73,9 +78,6 @@ class Command(BaseCommand):
                 ) from None
             raise
 
-        shown_host = "127.0.0.1" if host in ANY_ADDRESS else host
-        if ":" in shown_host:
-            shown_host = f"[{shown_host}]"
         url = f"http://{shown_host}:{port}"
         password_file = settings.DATA_DIR / "admin-password"
         self.stdout.write(self.style.SUCCESS(f"\nVigil is running on {url}/"))
