@@ -5,7 +5,6 @@ Runs when CELERY_BROKER_URL is set (CI's PostgreSQL pass sets it to Redis).
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,17 +13,9 @@ from django.db import connection
 
 from vigil.metrics.models import Sample
 from vigil.servers.models import Server
-from vigil.testing import celery_worker, make_server
+from vigil.testing import celery_worker, make_server, requires_celery_worker
 
-BROKER = os.environ.get("CELERY_BROKER_URL", "")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not BROKER, reason="CELERY_BROKER_URL is not set"),
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="a worker process shares the test database on PostgreSQL only",
-    ),
-]
+pytestmark = requires_celery_worker()
 
 
 @pytest.fixture

@@ -216,3 +216,66 @@ def celery_worker(database_settings: dict, **env: str):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+class hold_write_lock:
+    """Take the database's write lock from another connection, as a long job would."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        settings_dict = connection.settings_dict
+        if connection.vendor == "sqlite":
+            import sqlite3
+
+            self.conn = sqlite3.connect(settings_dict["NAME"], isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(
+                dbname=settings_dict["NAME"],
+                user=settings_dict["USER"],
+                host=settings_dict["HOST"],
+                port=settings_dict["PORT"] or 5432,
+            )
+            self.conn.execute("LOCK TABLE metrics_sample IN ACCESS EXCLUSIVE MODE")
+        return self
+
+    def __exit__(self, *exc):
+        self.conn.rollback()
+        self.conn.close()
+
+
+@contextmanager
+def ingest_blocked_by_a_lock(settings):
+    """Group-committed ingest whose writer cannot get the write lock: a request
+    waits 1 s, then is answered 503. On exit the lock is released and the
+    waiting batch is written before the test's database is cleaned."""
+    from vigil.ingest import writer
+
+    settings.INGEST_GROUP_COMMIT = True
+    committer = writer.GroupCommitter(max_rows=1000, queue_max_rows=1000, timeout=1.0)
+    writer._committer, saved = committer, writer._committer
+    try:
+        with hold_write_lock():
+            yield
+    finally:
+        committer.close()
+        writer._committer = saved
+
+
+def requires_celery_worker() -> list:
+    """Marks of tests that start a worker: a broker, and PostgreSQL shared with it."""
+    import pytest
+
+    return [
+        pytest.mark.e2e,
+        pytest.mark.skipif(
+            not os.environ.get("CELERY_BROKER_URL"), reason="CELERY_BROKER_URL is not set"
+        ),
+        pytest.mark.skipif(
+            not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+            reason="a worker process shares the test database on PostgreSQL only",
+        ),
+    ]

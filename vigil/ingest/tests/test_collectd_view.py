@@ -8,10 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vigil.ingest.tests.test_ingest_view import hold_write_lock
 from vigil.metrics.models import Sample, Series
 from vigil.servers.models import Server
-from vigil.testing import basic, bearer, gzipped, make_server, make_token
+from vigil.testing import basic, bearer, gzipped, ingest_blocked_by_a_lock, make_server, make_token
 
 URL = "/api/v1/ingest/collectd"
 FIXTURES = Path(__file__).parent / "fixtures" / "collectd"
@@ -208,20 +207,11 @@ def test_it_answers_413_to_a_body_over_the_limit(client, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_answers_503_with_retry_after_while_the_database_is_locked(client, settings):
-    from vigil.ingest import writer
-
-    settings.INGEST_GROUP_COMMIT = True
     token = make_token(make_server("web-1"))
-    committer = writer.GroupCommitter(max_rows=1000, queue_max_rows=1000, timeout=1.0)
-    writer._committer, saved = committer, writer._committer
-    try:
-        with hold_write_lock():
-            response = post(client, body(value_list()), bearer(token))
-        assert response.status_code == 503
-        assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
-    finally:
-        committer.close()
-        writer._committer = saved
+    with ingest_blocked_by_a_lock(settings):
+        response = post(client, body(value_list()), bearer(token))
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
 
 
 def _hostile() -> list[tuple[str, bytes, dict]]:

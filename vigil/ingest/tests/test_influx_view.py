@@ -7,10 +7,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from vigil.ingest.tests.test_ingest_view import hold_write_lock
 from vigil.metrics.models import Sample, Series
 from vigil.servers.models import IngestToken, Server
-from vigil.testing import basic, bearer, make_server, make_token
+from vigil.testing import basic, bearer, ingest_blocked_by_a_lock, make_server, make_token
 
 pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures" / "telegraf"
@@ -240,25 +239,14 @@ def test_write_takes_only_post(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_answers_503_with_retry_after_and_json_while_the_database_is_locked(client, settings):
-    from vigil.ingest import writer
-
-    settings.INGEST_GROUP_COMMIT = True
     token = basic("telegraf", make_token(make_server("web-1")))
-    committer = writer.GroupCommitter(max_rows=1000, queue_max_rows=1000, timeout=1.0)
-    writer._committer, saved = committer, writer._committer
-    try:
-        with hold_write_lock():
-            response = post(client, f"m,host=web-1 v=1 {ns(now())}", token)
-        assert response.status_code == 503
-        assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
-        # Telegraf drops a batch whose error says "partial write" or "unable to parse".
-        error = response.json()["error"]
-        assert "partial write" not in error and "unable to parse" not in error
-        later = post(client, f"m,host=web-1 v=2 {ns(now() + 1)}", token)
-        assert later.status_code == 204
-    finally:
-        committer.close()
-        writer._committer = saved
+    with ingest_blocked_by_a_lock(settings):
+        response = post(client, f"m,host=web-1 v=1 {ns(now())}", token)
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
+    # Telegraf drops a batch whose error says "partial write" or "unable to parse".
+    error = response.json()["error"]
+    assert "partial write" not in error and "unable to parse" not in error
 
 
 def test_no_query_per_line_once_the_series_are_known(

@@ -3,11 +3,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import connection
 
 from vigil.metrics.models import Sample, Series
 from vigil.servers.models import IngestToken, Server
-from vigil.testing import basic, batch, bearer, gzipped, make_server, make_token
+from vigil.testing import (
+    basic,
+    batch,
+    bearer,
+    gzipped,
+    ingest_blocked_by_a_lock,
+    make_server,
+    make_token,
+)
 
 URL = "/api/v1/ingest"
 pytestmark = pytest.mark.django_db
@@ -222,50 +229,11 @@ def test_no_query_per_sample_or_series_once_the_series_are_known(
 @pytest.mark.django_db(transaction=True)
 def test_it_answers_503_with_retry_after_while_the_database_is_locked(client, settings):
     """A second connection holds the sample table; the writer cannot commit in time."""
-    from vigil.ingest import writer
-
-    settings.INGEST_GROUP_COMMIT = True
     token = make_token(make_server("web-1"))
-    committer = writer.GroupCommitter(max_rows=1000, queue_max_rows=1000, timeout=1.0)
-    writer._committer, saved = committer, writer._committer
-    try:
-        with hold_write_lock():
-            response = post(client, batch("web-1", ("m", {}, [[now(), 1]])), bearer(token))
-        assert response.status_code == 503
-        assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
-        # The writer works in order: once this one is answered, the first is done too.
-        later = post(client, batch("web-1", ("m", {}, [[now() + 1, 1]])), bearer(token))
-        assert later.status_code == 204
-    finally:
-        committer.close()
-        writer._committer = saved
-
-
-class hold_write_lock:
-    """Take the database's write lock from another connection, as a long job would."""
-
-    def __enter__(self):
-        settings_dict = connection.settings_dict
-        if connection.vendor == "sqlite":
-            import sqlite3
-
-            self.conn = sqlite3.connect(settings_dict["NAME"], isolation_level=None)
-            self.conn.execute("BEGIN IMMEDIATE")
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(
-                dbname=settings_dict["NAME"],
-                user=settings_dict["USER"],
-                host=settings_dict["HOST"],
-                port=settings_dict["PORT"] or 5432,
-            )
-            self.conn.execute("LOCK TABLE metrics_sample IN ACCESS EXCLUSIVE MODE")
-        return self
-
-    def __exit__(self, *exc):
-        self.conn.rollback() if hasattr(self.conn, "rollback") else None
-        self.conn.close()
+    with ingest_blocked_by_a_lock(settings):
+        response = post(client, batch("web-1", ("m", {}, [[now(), 1]])), bearer(token))
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
 
 
 def test_refused_samples_are_counted_on_their_server_and_shown_on_its_page(client):

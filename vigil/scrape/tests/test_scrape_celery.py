@@ -5,7 +5,6 @@ Runs when CELERY_BROKER_URL is set and the database is PostgreSQL (CI's second p
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,17 +14,9 @@ from django.db import connection
 
 from vigil.metrics.models import Sample
 from vigil.scrape.models import ScrapeTarget
-from vigil.testing import celery_worker, free_port, make_server
+from vigil.testing import celery_worker, free_port, make_server, requires_celery_worker
 
-BROKER = os.environ.get("CELERY_BROKER_URL", "")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not BROKER, reason="CELERY_BROKER_URL is not set"),
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="a worker process shares the test database on PostgreSQL only",
-    ),
-]
+pytestmark = requires_celery_worker()
 
 
 class Exporter(BaseHTTPRequestHandler):
