@@ -15,4 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigil.settings")
 
 app = Celery("vigil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["vigil.servers", "vigil.scrape"], related_name="celery_tasks")
+app.autodiscover_tasks(
+    ["vigil.servers", "vigil.scrape", "vigil.metrics"], related_name="celery_tasks"
+)

@@ -26,10 +26,10 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[Job], name: str = "vigil-scheduler") -> None:
         self.jobs = jobs
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="vigil-scheduler", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -70,4 +70,16 @@ def default_jobs() -> list[Job]:
     return [
         Job("update_up", settings.UP_INTERVAL_SECONDS, server_tasks.update_up),
         Job("scrape_due", settings.SCRAPE_TICK_SECONDS, scrape_tasks.scrape_due),
+    ]
+
+
+def history_jobs() -> list[Job]:
+    """History maintenance, in a scheduler of its own so that a long compaction
+    never delays `up` samples or scrapes."""
+    from django.conf import settings
+
+    from vigil.metrics import tasks as metrics_tasks
+
+    return [
+        Job("maintain_history", settings.HISTORY_INTERVAL_SECONDS, metrics_tasks.maintain_history)
     ]

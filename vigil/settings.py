@@ -201,6 +201,21 @@ SCRAPE_MAX_SAMPLES = envint("VIGIL_SCRAPE_MAX_SAMPLES", 50_000)
 SCRAPE_ALLOWED_NETWORKS = os.environ.get("VIGIL_SCRAPE_ALLOWED_NETWORKS", "")
 SCRAPE_ALLOW_PRIVATE = envbool("VIGIL_SCRAPE_ALLOW_PRIVATE", "false")
 
+# History (vigil.metrics; docs/history.md). Retention defaults; the admin's
+# Retention row overrides them.
+RETENTION_RAW_DAYS = envint("VIGIL_RETENTION_RAW_DAYS", 14)
+RETENTION_5M_DAYS = envint("VIGIL_RETENTION_5M_DAYS", 180)
+RETENTION_1H_DAYS = envint("VIGIL_RETENTION_1H_DAYS", 5 * 365)
+# Raw samples older than this are compacted into compressed blocks of
+# HISTORY_BLOCK_SECONDS each (also the span of a PostgreSQL partition).
+HISTORY_COMPACT_AFTER_SECONDS = envint("VIGIL_HISTORY_COMPACT_AFTER_SECONDS", 2 * 3600)
+HISTORY_BLOCK_SECONDS = envint("VIGIL_HISTORY_BLOCK_SECONDS", 2 * 3600)
+# A sample older than this when it arrives is late: ingest marks its rollup
+# bucket and block window to be computed again. Rollups wait a little longer
+# than this before they close a bucket.
+HISTORY_LATE_SECONDS = envint("VIGIL_HISTORY_LATE_SECONDS", 300)
+HISTORY_INTERVAL_SECONDS = envint("VIGIL_HISTORY_INTERVAL_SECONDS", 60)
+
 # Celery: unset broker means the embedded scheduler of `vigil run`.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or (
@@ -209,6 +224,11 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or (
 CELERY_TASK_IGNORE_RESULT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    "maintain-history": {
+        "task": "vigil.metrics.maintain_history",
+        "schedule": float(HISTORY_INTERVAL_SECONDS),
+        "options": {"expires": HISTORY_INTERVAL_SECONDS * 2},
+    },
     "update-server-up": {
         "task": "vigil.servers.update_up",
         "schedule": float(UP_INTERVAL_SECONDS),

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from vigil.ingest.parsers.base import GAUGE, Labels, SeriesPoints
 from vigil.ingest.rates import Reading, counter_rates
-from vigil.metrics.models import Sample, Series, labels_key
+from vigil.metrics.models import Late, Sample, Series, labels_key
 from vigil.servers.models import IngestToken, Server
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,15 @@ def _update_last_values(newest: dict[int, tuple[int, float]]) -> None:
             )
 
 
+def _insert_late_marks(marks: list[tuple[int, int, int]]) -> None:
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO metrics_late (kind, series_id, start) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            marks,
+        )
+
+
 def _mark_seen(server_ids: set[int]) -> None:
     Server.objects.filter(pk__in=server_ids).update(
         last_seen=timezone.now(),
@@ -287,10 +296,12 @@ def _apply_counters(items: list[Item], series_ids: list[int]) -> tuple[list[Item
     return out_items, out_ids
 
 
-def _store(items: list[Item], series_ids: list[int], newest: dict[int, tuple[int, float]]) -> int:
+def _store(items: list[Item], series_ids: list[int], pending: Pending) -> int:
     ids: list[int] = []
     ts: list[int] = []
     values: list[float] = []
+    newest = pending.newest
+    late_before = int(time.time()) - settings.HISTORY_LATE_SECONDS
     for series_id, (_, sp) in zip(series_ids, items, strict=True):
         n = len(sp.timestamps)
         ids.extend([series_id] * n)
@@ -299,6 +310,8 @@ def _store(items: list[Item], series_ids: list[int], newest: dict[int, tuple[int
         last = max(range(n), key=sp.timestamps.__getitem__)
         if series_id not in newest or newest[series_id][0] <= sp.timestamps[last]:
             newest[series_id] = (sp.timestamps[last], sp.values[last])
+        if min(sp.timestamps) < late_before:
+            pending.mark_late(series_id, [t for t in sp.timestamps if t < late_before])
     _insert_samples(ids, ts, values)
     return len(ids)
 
@@ -320,9 +333,19 @@ class Pending:
     seen: set[int] = field(default_factory=set)
     tokens: set[int] = field(default_factory=set)
     rejected: list[Rejected] = field(default_factory=list)
+    # (kind, series_id, start) of late samples: their rollup hour and block window.
+    late: set[tuple[int, int, int]] = field(default_factory=set)
+
+    def mark_late(self, series_id: int, timestamps: list[int]) -> None:
+        window = settings.HISTORY_BLOCK_SECONDS
+        for t in timestamps:
+            self.late.add((Late.ROLLUP, series_id, t - t % 3600))
+            self.late.add((Late.COMPACT, series_id, t - t % window))
 
     def finish(self) -> None:
         _update_last_values(self.newest)
+        if self.late:
+            _insert_late_marks(sorted(self.late))
         if self.seen:
             _mark_seen(self.seen)
         if self.tokens:
@@ -341,11 +364,11 @@ def _write_items(items: list[Item], derive: Deriver | None, pending: Pending) ->
     series_ids = _series_ids_for(items)
     if any(sp.kind != GAUGE for _, sp in items):
         items, series_ids = _apply_counters(items, series_ids)
-    written = _store(items, series_ids, pending.newest) if items else 0
+    written = _store(items, series_ids, pending) if items else 0
     derived = derive(items, SampleLookup()) if derive and items else []
     derived = [(server_id, sp) for server_id, sp in derived if sp.timestamps]
     if derived:
-        written += _store(derived, _series_ids_for(derived), pending.newest)
+        written += _store(derived, _series_ids_for(derived), pending)
     return written
 
 

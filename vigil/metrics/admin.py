@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from vigil.metrics.models import Series
+from vigil.metrics.models import Retention, Series
 
 
 @admin.register(Series)
@@ -25,3 +25,21 @@ class SeriesAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(Retention)
+class RetentionAdmin(admin.ModelAdmin):
+    """One row: how long each tier is kept. Until it exists, the settings' defaults apply."""
+
+    list_display = ["raw_days", "rollup_5m_days", "rollup_1h_days", "updated"]
+
+    def has_add_permission(self, request) -> bool:
+        return not Retention.objects.exists()
+
+    def get_changeform_initial_data(self, request) -> dict:
+        defaults = Retention.current()
+        return {
+            "raw_days": defaults.raw_days,
+            "rollup_5m_days": defaults.rollup_5m_days,
+            "rollup_1h_days": defaults.rollup_1h_days,
+        }

@@ -3,30 +3,93 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The sample table is written by hand: WITHOUT ROWID on SQLite, so that the
-# (series_id, ts) key is the table itself; no foreign key constraint on the
-# hottest table of the system.
-SAMPLE_TABLE = {
-    "sqlite": (
-        "CREATE TABLE metrics_sample (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "
-        "value REAL NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID"
-    ),
-    "postgresql": (
-        "CREATE TABLE metrics_sample (series_id integer NOT NULL, ts bigint NOT NULL, "
-        "value double precision NOT NULL, PRIMARY KEY (series_id, ts))"
-    ),
+# The tables of the history tiers are written by hand (models with
+# managed=False or SeparateDatabaseAndState): WITHOUT ROWID on SQLite, so that
+# the (series_id, ts) key is the table itself; on PostgreSQL the hot sample
+# table is partitioned by time (partitions.py creates one per block window and
+# drops it once compacted; the default partition catches the rest). No foreign
+# key constraints on the hottest tables of the system.
+ROLLUP_COLUMNS = {
+    "sqlite": "series_id INTEGER NOT NULL, ts INTEGER NOT NULL, min REAL NOT NULL, "
+    "max REAL NOT NULL, sum REAL NOT NULL, count INTEGER NOT NULL, last REAL NOT NULL, "
+    "PRIMARY KEY (series_id, ts)",
+    "postgresql": "series_id integer NOT NULL, ts bigint NOT NULL, min double precision NOT NULL, "
+    "max double precision NOT NULL, sum double precision NOT NULL, count integer NOT NULL, "
+    "last double precision NOT NULL, PRIMARY KEY (series_id, ts)",
 }
+HISTORY_TABLES = {
+    "sqlite": [
+        "CREATE TABLE metrics_sample (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "
+        "value REAL NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
+        "CREATE TABLE metrics_block (series_id INTEGER NOT NULL, start INTEGER NOT NULL, "
+        "first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, count INTEGER NOT NULL, "
+        "data BLOB NOT NULL, PRIMARY KEY (series_id, start))",
+        f"CREATE TABLE metrics_rollup5m ({ROLLUP_COLUMNS['sqlite']}) WITHOUT ROWID",
+        f"CREATE TABLE metrics_rollup1h ({ROLLUP_COLUMNS['sqlite']}) WITHOUT ROWID",
+    ],
+    "postgresql": [
+        "CREATE TABLE metrics_sample (series_id integer NOT NULL, ts bigint NOT NULL, "
+        "value double precision NOT NULL, PRIMARY KEY (series_id, ts)) PARTITION BY RANGE (ts)",
+        "CREATE TABLE metrics_sample_default PARTITION OF metrics_sample DEFAULT",
+        "CREATE TABLE metrics_block (series_id integer NOT NULL, start bigint NOT NULL, "
+        "first_ts bigint NOT NULL, last_ts bigint NOT NULL, count integer NOT NULL, "
+        "data bytea NOT NULL, PRIMARY KEY (series_id, start))",
+        # Blocks are compressed already: TOAST would only waste time on them.
+        "ALTER TABLE metrics_block ALTER COLUMN data SET STORAGE EXTERNAL",
+        f"CREATE TABLE metrics_rollup5m ({ROLLUP_COLUMNS['postgresql']})",
+        f"CREATE TABLE metrics_rollup1h ({ROLLUP_COLUMNS['postgresql']})",
+    ],
+}
+HISTORY_TABLE_NAMES = ["metrics_rollup1h", "metrics_rollup5m", "metrics_block", "metrics_sample"]
 
 
-def create_sample_table(apps, schema_editor):
+def create_history_tables(apps, schema_editor):
     vendor = schema_editor.connection.vendor
-    if vendor not in SAMPLE_TABLE:
+    if vendor not in HISTORY_TABLES:
         raise RuntimeError(f"Vigil supports SQLite and PostgreSQL, not {vendor}")
-    schema_editor.execute(SAMPLE_TABLE[vendor])
+    for sql in HISTORY_TABLES[vendor]:
+        schema_editor.execute(sql)
 
 
-def drop_sample_table(apps, schema_editor):
-    schema_editor.execute("DROP TABLE metrics_sample")
+def drop_history_tables(apps, schema_editor):
+    for name in HISTORY_TABLE_NAMES:
+        schema_editor.execute(f"DROP TABLE {name}")
+
+
+def unmanaged(name: str, fields: list, pk: tuple[str, str], table: str):
+    return migrations.CreateModel(
+        name=name,
+        fields=[
+            (
+                "pk",
+                models.CompositePrimaryKey(
+                    *pk, blank=True, editable=False, primary_key=True, serialize=False
+                ),
+            ),
+            *fields,
+            (
+                "series",
+                models.ForeignKey(
+                    db_constraint=False,
+                    db_index=False,
+                    on_delete=django.db.models.deletion.CASCADE,
+                    to="metrics.series",
+                ),
+            ),
+        ],
+        options={"db_table": table, "managed": False},
+    )
+
+
+def rollup_fields() -> list:
+    return [
+        ("ts", models.BigIntegerField()),
+        ("min", models.FloatField()),
+        ("max", models.FloatField()),
+        ("sum", models.FloatField()),
+        ("count", models.IntegerField()),
+        ("last", models.FloatField()),
+    ]
 
 
 class Migration(migrations.Migration):
@@ -92,7 +155,7 @@ class Migration(migrations.Migration):
                     ],
                 )
             ],
-            database_operations=[migrations.RunPython(create_sample_table, drop_sample_table)],
+            database_operations=[],
         ),
         migrations.AddIndex(
             model_name="series",
@@ -103,5 +166,78 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(
                 fields=("server", "metric", "labels_key"), name="series_unique_identity"
             ),
+        ),
+        migrations.RunPython(create_history_tables, drop_history_tables),
+        unmanaged(
+            "Block",
+            [
+                ("start", models.BigIntegerField()),
+                ("first_ts", models.BigIntegerField()),
+                ("last_ts", models.BigIntegerField()),
+                ("count", models.IntegerField()),
+                ("data", models.BinaryField()),
+            ],
+            ("series_id", "start"),
+            "metrics_block",
+        ),
+        unmanaged("Rollup5m", rollup_fields(), ("series_id", "ts"), "metrics_rollup5m"),
+        unmanaged("Rollup1h", rollup_fields(), ("series_id", "ts"), "metrics_rollup1h"),
+        migrations.CreateModel(
+            name="HistoryState",
+            fields=[
+                ("name", models.CharField(max_length=50, primary_key=True, serialize=False)),
+                ("value", models.BigIntegerField()),
+            ],
+        ),
+        migrations.CreateModel(
+            name="Late",
+            fields=[
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "kind",
+                        "series_id",
+                        "start",
+                        blank=True,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("kind", models.SmallIntegerField()),
+                ("start", models.BigIntegerField()),
+                (
+                    "series",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="metrics.series",
+                    ),
+                ),
+            ],
+            options={"db_table": "metrics_late"},
+        ),
+        migrations.CreateModel(
+            name="Retention",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("raw_days", models.PositiveIntegerField(verbose_name="raw samples (days)")),
+                (
+                    "rollup_5m_days",
+                    models.PositiveIntegerField(verbose_name="5-minute rollups (days)"),
+                ),
+                (
+                    "rollup_1h_days",
+                    models.PositiveIntegerField(verbose_name="1-hour rollups (days)"),
+                ),
+                ("updated", models.DateTimeField(auto_now=True)),
+            ],
+            options={"verbose_name": "retention", "verbose_name_plural": "retention"},
         ),
     ]

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from vigil import embedded
-from vigil.scheduler import Scheduler, default_jobs
+from vigil.scheduler import Scheduler, default_jobs, history_jobs
 
 log = logging.getLogger("vigil.run")
 ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 (only compared with, never bound by default)
@@ -90,10 +90,11 @@ class Command(BaseCommand):
             self.stdout.write("Log in with your user (`vigil createsuperuser` makes one)\n")
 
         stop = threading.Event()
-        scheduler = None
+        schedulers: list[Scheduler] = []
         if not settings.CELERY_BROKER_URL:
-            scheduler = Scheduler(default_jobs())
-            scheduler.start()
+            schedulers = [Scheduler(default_jobs()), Scheduler(history_jobs(), "vigil-history")]
+            for scheduler in schedulers:
+                scheduler.start()
         else:
             self.stdout.write("CELERY_BROKER_URL is set: Celery beat runs the periodic tasks.")
         if not no_local_agent:
@@ -107,7 +108,7 @@ class Command(BaseCommand):
         finally:
             stop.set()
             server.close()
-            if scheduler:
+            for scheduler in schedulers:
                 scheduler.stop()
 
     def _start_local_agent(self, url: str, stop: threading.Event) -> None:

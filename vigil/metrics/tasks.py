@@ -1,0 +1,29 @@
+"""Periodic history tasks, plain functions run by the embedded scheduler and Celery."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from vigil.metrics import compaction, partitions, retention, rollup
+
+log = logging.getLogger(__name__)
+
+
+def maintain_history(now: float | None = None) -> dict[str, object]:
+    """Keep the tiers in shape, in the order they depend on each other:
+    partitions ahead of ingest, rollups before compaction (they read the hot
+    table), retention last. Each step is safe to run twice at once."""
+    now = time.time() if now is None else now
+    created = partitions.ensure(now)
+    rolled = rollup.run(now)
+    compacted = compaction.run(now)
+    kept = retention.run(now)
+    result = {
+        "partitions_created": len(created),
+        "rollup": vars(rolled),
+        "compaction": vars(compacted),
+        "retention": vars(kept),
+    }
+    log.debug("history maintenance: %s", result)
+    return result
