@@ -600,6 +600,9 @@ def _vigil_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
         # The settings of `vigil run` (DEBUG off, so no query log), whose data
         # dir also keeps the generated secret key.
         VIGIL_EMBEDDED="true",
+        # History maintenance (rollups, compaction, retention) is off unless
+        # --history-interval asks for it, so that ingest alone is measured.
+        VIGIL_HISTORY_INTERVAL_SECONDS=os.environ.get("BENCH_HISTORY_INTERVAL", "86400"),
     )
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -941,6 +944,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--server-log", type=Path, help="keep the server's log in this file")
     parser.add_argument("--skip-raw", action="store_true", help="end to end only")
+    parser.add_argument(
+        "--history-interval",
+        type=int,
+        help="run the server's history maintenance every S seconds during the run (default: off)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--py-spy", help="path of a py-spy binary: profile the server")
@@ -954,6 +962,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-ts", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.history_interval:
+        os.environ["BENCH_HISTORY_INTERVAL"] = str(args.history_interval)
     if args.raw_mode:
         print(json.dumps(raw_main(args)))
         return
