@@ -51,3 +51,30 @@ def test_two_worker_processes_running_it_at_once_store_each_up_sample_once(worke
     for r in results:
         r.get(timeout=30)
     assert Sample.objects.filter(series__metric="up").count() == 1
+
+
+def test_two_workers_maintaining_history_at_once_roll_up_each_bucket_once(worker):
+    from vigil.metrics import state
+    from vigil.metrics.celery_tasks import maintain_history
+    from vigil.metrics.models import Block, Rollup1h, Rollup5m, Series
+
+    server = make_server("history")
+    series = Series.objects.create(server=server, metric="cpu_usage_percent", labels={})
+    base = int(time.time()) // 7200 * 7200 - 6 * 3600
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO metrics_sample (series_id, ts, value) VALUES (%s, %s, %s)",
+            [(series.pk, base + i * 10, float(i % 7)) for i in range(1440)],
+        )
+    state.put(state.ROLLUP_5M, base)
+    state.put(state.ROLLUP_1H, base)
+
+    results = [maintain_history.delay() for _ in range(2)]
+    for r in results:
+        r.get(timeout=60)
+    maintain_history.delay().get(timeout=60)
+
+    assert Rollup5m.objects.filter(series=series, ts__lt=base + 4 * 3600).count() == 48
+    assert [r.count for r in Rollup1h.objects.filter(series=series).order_by("ts")][:4] == [360] * 4
+    assert sum(b.count for b in Block.objects.filter(series=series)) == 1440
+    assert not Sample.objects.filter(series=series).exists()

@@ -34,6 +34,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from vigil.ingest.parsers.base import GAUGE, Labels, SeriesPoints
+from vigil.ingest.precision import significant
 from vigil.ingest.rates import Reading, counter_rates
 from vigil.metrics.models import Late, Sample, Series, labels_key
 from vigil.servers.models import IngestToken, Server
@@ -285,7 +286,7 @@ def _apply_counters(items: list[Item], series_ids: list[int]) -> tuple[list[Item
             )
             if not ts:
                 continue
-            sp = SeriesPoints(sp.host, sp.metric, sp.labels, ts, values)
+            sp = SeriesPoints(sp.host, sp.metric, sp.labels, ts, significant(values))
         out_items.append((server_id, sp))
         out_ids.append(series_id)
     with connection.cursor() as cursor:
@@ -366,7 +367,14 @@ def _write_items(items: list[Item], derive: Deriver | None, pending: Pending) ->
         items, series_ids = _apply_counters(items, series_ids)
     written = _store(items, series_ids, pending) if items else 0
     derived = derive(items, SampleLookup()) if derive and items else []
-    derived = [(server_id, sp) for server_id, sp in derived if sp.timestamps]
+    derived = [
+        (
+            server_id,
+            SeriesPoints(sp.host, sp.metric, sp.labels, sp.timestamps, significant(sp.values)),
+        )
+        for server_id, sp in derived
+        if sp.timestamps
+    ]
     if derived:
         written += _store(derived, _series_ids_for(derived), pending)
     return written

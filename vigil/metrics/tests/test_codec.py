@@ -181,7 +181,7 @@ def blocks(draw, max_size: int = 200):
 
 
 @given(blocks())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_property_decode_undoes_encode_bit_exact(block):
     ts, values = block
     assert_same(*codec.decode(codec.encode(ts, values)), ts, values)
@@ -204,7 +204,7 @@ def test_property_decode_many_equals_concatenated_decodes(block_list):
 
 
 @given(blocks(max_size=40), blocks(max_size=40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_property_merge_keeps_each_timestamp_once_and_b_wins(a, b):
     ts, values = codec.merge(a[0], a[1], b[0], b[1])
     assert (np.diff(ts) > 0).all()
@@ -215,7 +215,7 @@ def test_property_merge_keeps_each_timestamp_once_and_b_wins(a, b):
 
 
 @given(blocks(max_size=60), st.data())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_property_corrupt_bytes_raise_value_error_or_decode(block, data):
     blob = bytearray(codec.encode(*block))
     for _ in range(data.draw(st.integers(1, 4))):
@@ -232,7 +232,7 @@ def test_property_corrupt_bytes_raise_value_error_or_decode(block, data):
 
 
 @given(st.binary(max_size=200))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_property_random_bytes_raise_value_error_or_decode(blob):
     try:
         ts, values = codec.decode(blob)
