@@ -67,3 +67,40 @@ def test_a_server_named_like_a_script_is_shown_as_text(page, vigil_server, outpu
     assert EVIL in page.locator("h1").inner_text()
     page.screenshot(path=output_dir / "escaped-server.png", full_page=True)
     assert page.dialogs == []
+
+
+SEED_HISTORY = """
+import math
+from vigil.metrics import state
+from vigil.metrics.models import Rollup1h, Series
+from vigil.servers.models import Server
+import time
+server = Server.objects.create(name="history-demo", host_name="history-demo")
+series = Series.objects.create(server=server, metric="cpu_usage_percent", labels={})
+hour = int(time.time()) // 3600 * 3600
+rows = []
+for h in range(1, 30 * 24):
+    avg = 40 + 20 * math.sin(h / 20)
+    spike = 95 if h % 97 == 0 else avg + 8 + 6 * math.sin(h / 3)
+    rows.append(Rollup1h(series=series, ts=hour - h * 3600, min=max(0, avg - 15), max=spike,
+                         sum=avg * 360, count=360, last=avg))
+Rollup1h.objects.bulk_create(rows)
+state.put(state.ROLLUP_1H, hour)
+print(server.pk)
+"""
+
+
+def test_a_thirty_day_chart_draws_the_envelope_behind_the_average(page, vigil_server, output_dir):
+    server_id = vigil_server.vigil("shell", "-c", SEED_HISTORY).strip().splitlines()[-1]
+    page.goto(f"{vigil_server.url}/servers/{server_id}/")
+    page.click("button[data-range='2592000']")
+    assert page.locator("button.active").inner_text() == "30d"
+    cpu = page.locator(".chart", has=page.locator("h2", has_text="CPU"))
+    wait_for(
+        lambda: "has-envelope" in (cpu.get_attribute("class") or ""),
+        timeout=15,
+        what="the CPU chart's envelope",
+    )
+    page.wait_for_timeout(300)
+    cpu.screenshot(path=output_dir / "server-page-30d-envelope.png")
+    assert page.dialogs == []

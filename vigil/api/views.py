@@ -19,44 +19,76 @@ from vigil.servers.models import Server
 
 log = logging.getLogger(__name__)
 
-QUERY_PARAMS = {"metric", "server", "location", "start", "end", "max_points"}
+QUERY_PARAMS = {"metric", "server", "location", "start", "end", "max_points", "match"}
+# Unix seconds of 9999-12-31: beyond it a time is a typo, and too big for SQL.
+MAX_TIME = 253_402_300_799
 
 
 def _bad_request(message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=400)
 
 
-@api_view
-@require_GET
-def query_view(request: HttpRequest) -> JsonResponse:
-    params = request.GET
+def _time(params, name: str, default: int) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = parse_time(text)
+    except (ValueError, OverflowError):
+        raise query.QueryError(
+            f"{name}: {text[:40]!r} is neither unix seconds nor an ISO 8601 time"
+        ) from None
+    if not 0 <= value <= MAX_TIME:
+        raise query.QueryError(f"{name} must be between 0 and {MAX_TIME} (unix seconds)")
+    return value
+
+
+def _query_args(params) -> dict:
+    """The arguments of query.run from the query string; QueryError names what is wrong."""
+    if any("\x00" in v for key, values in params.lists() for v in (key, *values)):
+        raise query.QueryError("parameters must not contain NUL characters")
     metric = params.get("metric", "").strip()
     if not metric:
-        return _bad_request("metric is required, e.g. ?metric=cpu_usage_percent")
-    try:
-        end = parse_time(params["end"]) if params.get("end") else int(time.time())
-        start = parse_time(params["start"]) if params.get("start") else end - 3600
-        max_points = int(params.get("max_points", 500))
-    except ValueError as exc:
-        return _bad_request(f"bad parameter: {exc}")
+        raise query.QueryError("metric is required, e.g. ?metric=cpu_usage_percent")
+    end = _time(params, "end", int(time.time()))
+    start = _time(params, "start", max(0, end - 3600))
     if start >= end:
-        return _bad_request("start must be before end")
+        raise query.QueryError("start must be before end")
+    try:
+        max_points = int(params.get("max_points", "500"))
+    except ValueError:
+        raise query.QueryError(
+            f"bad parameter: max_points {params.get('max_points', '')[:40]!r} is not a number"
+        ) from None
     if not 1 <= max_points <= query.MAX_POINTS_LIMIT:
-        return _bad_request(f"max_points must be between 1 and {query.MAX_POINTS_LIMIT}")
-    labels = {k: v for k, v in params.items() if k not in QUERY_PARAMS}
-    bad = [k for k in labels if not k.isidentifier()]
-    if bad:
-        return _bad_request(f"{bad[0][:40]!r} is not a label name")
-    result = query.run(
-        metric,
-        start,
-        end,
-        max_points,
-        servers=params.getlist("server") or None,
-        location=params.get("location") or None,
-        labels=labels,
-    )
-    return JsonResponse(result.as_dict())
+        raise query.QueryError(f"max_points must be between 1 and {query.MAX_POINTS_LIMIT}")
+    servers = [s for s in params.getlist("server") if s]
+    if len(servers) > query.MAX_SERIES:
+        raise query.QueryError(f"at most {query.MAX_SERIES} server= parameters")
+    matchers = [query.Matcher.parse(text) for text in params.getlist("match")]
+    # Any other parameter is a shorthand for an equality matcher: mountpoint=/.
+    for name in params:
+        if name not in QUERY_PARAMS:
+            matchers.append(query.Matcher.equal(name, params[name]))
+    return {
+        "metric": metric,
+        "start": start,
+        "end": end,
+        "max_points": max_points,
+        "servers": servers,
+        "location": params.get("location") or None,
+        "matchers": matchers,
+    }
+
+
+@api_view
+@require_GET
+def query_view(request: HttpRequest) -> HttpResponse:
+    try:
+        result = query.run(**_query_args(request.GET))
+    except query.QueryError as exc:
+        return _bad_request(str(exc))
+    return HttpResponse(result.to_json(), content_type="application/json")
 
 
 @api_view

@@ -8,7 +8,13 @@ from django.shortcuts import get_object_or_404, render
 from vigil.servers.models import Server
 from vigil.servers.overview import grouped_by_location, server_rows
 
-RANGES = [("1h", 3600), ("6h", 6 * 3600), ("24h", 24 * 3600), ("7d", 7 * 86400)]
+RANGES = [
+    ("1h", 3600),
+    ("6h", 6 * 3600),
+    ("24h", 24 * 3600),
+    ("7d", 7 * 86400),
+    ("30d", 30 * 86400),
+]
 
 
 def home(request: HttpRequest) -> HttpResponse:

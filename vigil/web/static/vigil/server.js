@@ -1,5 +1,8 @@
 // Live charts of one server: each chart asks /api/v1/query for its metrics
 // with max_points equal to its width in pixels, and refreshes while visible.
+// Where a point averages several samples (long ranges, rollup tiers), the
+// answer's min and max are drawn as a light band behind the line, so that a
+// spike hidden by the average stays visible.
 (function () {
   "use strict";
 
@@ -63,7 +66,13 @@
     const data = await response.json();
     return data.series.map(function (s) {
       const label = metric.by ? (s.labels[metric.by] || metric.name) : (metric.label || metric.name);
-      return { label: label, xs: s.points.map(p => p[0]), ys: s.points.map(p => p[1]) };
+      return {
+        label: label,
+        xs: s.points.map(p => p[0]),
+        ys: s.points.map(p => p[1]),
+        mins: s.min || null,
+        maxs: s.max || null,
+      };
     });
   }
 
@@ -77,8 +86,32 @@
       panel.body.textContent = "No data in this range yet.";
       return;
     }
-    const data = uPlot.join(lines.map(l => [l.xs, l.ys]));
-    const key = lines.map(l => l.label).join("|") + "@" + width;
+    // uPlot series: the average line of each metric, then, for those with an
+    // envelope, its max and min as invisible series that a band fills between.
+    const tables = [];
+    const series = [{}];
+    const bands = [];
+    const hidden = [];
+    const unit = panel.spec.unit;
+    lines.forEach(function (l, i) {
+      const color = COLORS[i % COLORS.length];
+      tables.push([l.xs, l.ys]);
+      series.push({
+        label: l.label, stroke: color, width: 1.5, spanGaps: false,
+        value: (u, v) => formatValue(unit, v),
+      });
+      if (l.mins && l.maxs) {
+        tables.push([l.xs, l.maxs], [l.xs, l.mins]);
+        const edge = { stroke: "transparent", width: 0, points: { show: false }, spanGaps: false };
+        series.push(Object.assign({ label: l.label + " max" }, edge));
+        series.push(Object.assign({ label: l.label + " min" }, edge));
+        const hi = series.length - 2;
+        bands.push({ series: [hi, hi + 1], fill: color + "33" });
+        hidden.push(hi, hi + 1);
+      }
+    });
+    const data = uPlot.join(tables);
+    const key = series.map(s => s.label).join("|") + "@" + width;
     // The x scale always shows the whole chosen range, even where data is missing.
     panel.start = start;
     panel.end = end;
@@ -88,7 +121,6 @@
     }
     if (panel.plot) panel.plot.destroy();
     panel.body.textContent = "";
-    const unit = panel.spec.unit;
     const opts = {
       width: width,
       height: 220,
@@ -97,15 +129,14 @@
         y: { range: (u, min, max) => [0, Math.max(panel.spec.max || 0, max * 1.1 || 1)] },
       },
       axes: [{}, { size: 70, values: (u, vals) => vals.map(v => formatValue(unit, v)) }],
-      series: [{}].concat(lines.map((l, i) => ({
-        label: l.label,
-        stroke: COLORS[i % COLORS.length],
-        width: 1.5,
-        spanGaps: false,
-        value: (u, v) => formatValue(unit, v),
-      }))),
+      series: series,
+      bands: bands,
     };
     panel.plot = new uPlot(opts, data, panel.body);
+    // The envelope's edges stay out of the legend: the band shows them.
+    const rows = panel.plot.root.querySelectorAll(".u-legend .u-series");
+    hidden.forEach(function (i) { if (rows[i]) rows[i].style.display = "none"; });
+    panel.el.classList.toggle("has-envelope", bands.length > 0);
     panel.key = key;
   }
 
