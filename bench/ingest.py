@@ -602,7 +602,7 @@ def _vigil_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
         VIGIL_EMBEDDED="true",
         # History maintenance (rollups, compaction, retention) is off unless
         # --history-interval asks for it, so that ingest alone is measured.
-        VIGIL_HISTORY_INTERVAL_SECONDS=os.environ.get("BENCH_HISTORY_INTERVAL", "86400"),
+        VIGIL_HISTORY_INTERVAL_SECONDS=os.environ.get("BENCH_HISTORY_INTERVAL", "0"),
     )
     if database_url:
         env["DATABASE_URL"] = database_url

@@ -64,12 +64,15 @@ def default_jobs() -> list[Job]:
     """The periodic tasks, as CELERY_BEAT_SCHEDULE lists them for Celery."""
     from django.conf import settings
 
+    from vigil.metrics import tasks as metrics_tasks
     from vigil.scrape import tasks as scrape_tasks
     from vigil.servers import tasks as server_tasks
 
     return [
         Job("update_up", settings.UP_INTERVAL_SECONDS, server_tasks.update_up),
         Job("scrape_due", settings.SCRAPE_TICK_SECONDS, scrape_tasks.scrape_due),
+        # SQLite only (a no-op elsewhere); Celery deployments run PostgreSQL.
+        Job("checkpoint_wal", 1.0, metrics_tasks.checkpoint_wal),
     ]
 
 
@@ -80,6 +83,8 @@ def history_jobs() -> list[Job]:
 
     from vigil.metrics import tasks as metrics_tasks
 
+    if settings.HISTORY_INTERVAL_SECONDS <= 0:
+        return []  # off: benchmarks of ingest or queries alone
     return [
         Job("maintain_history", settings.HISTORY_INTERVAL_SECONDS, metrics_tasks.maintain_history)
     ]

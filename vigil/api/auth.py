@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_not_required
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from vigil.api.models import ApiToken
 from vigil.lib.tokens import hash_token
+
+log = logging.getLogger(__name__)
+
+
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _touch(token: ApiToken) -> None:
+    """Record when a token was last used, at most once a minute: a read must not
+    queue for the database's write lock on every request (SQLite has one)."""
+    now = timezone.now()
+    if token.last_used and now - token.last_used < TOUCH_EVERY:
+        return
+    try:
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    except OperationalError:
+        log.warning("API token %s: last use not recorded (database busy)", token.prefix)
 
 
 def _user_from_header(request: HttpRequest):
@@ -23,7 +43,7 @@ def _user_from_header(request: HttpRequest):
         token = ApiToken.objects.filter(token_hash=hash_token(value)).select_related("user").first()
         if token is None or not token.user.is_active:
             return None
-        ApiToken.objects.filter(pk=token.pk).update(last_used=timezone.now())
+        _touch(token)
         return token.user
     if scheme == "basic" and value:
         try:

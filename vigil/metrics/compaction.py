@@ -22,10 +22,12 @@ from django.db import connection, transaction
 
 from vigil.metrics import codec, partitions, raw, state
 from vigil.metrics.buckets import floor
-from vigil.metrics.locks import exclusive
+from vigil.metrics.locks import exclusive, let_writers_in
 from vigil.metrics.models import Late, Series
 
-SERIES_PER_CHUNK = {"sqlite": 200, "postgresql": 2000}
+SERIES_PER_CHUNK = {"sqlite": 50, "postgresql": 2000}
+TARGET_SECONDS = 0.15
+MAX_CHUNK = 5000
 LATE_WINDOWS_PER_BATCH = 200
 MAX_WINDOWS_PER_RUN = 12
 
@@ -39,11 +41,6 @@ class CompactionStats:
     late_windows: int = 0
     seconds: float = 0.0
     skipped: bool = False
-
-
-def _chunks(ids: list[int]) -> list[list[int]]:
-    size = SERIES_PER_CHUNK.get(connection.vendor, 200)
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _count_hot(series_ids: list[int], start: int, end: int) -> int:
@@ -108,6 +105,7 @@ def compact_chunk(
                 ts, values = codec.merge(*old[series_id], ts, values)
             data = codec.encode(ts, values)
             rows.append((series_id, start, int(ts[0]), int(ts[-1]), len(ts), data))
+        began = time.monotonic()
         with transaction.atomic():
             # A sample that arrived since the read is compacted by the next pass.
             if _count_hot(series_ids, start, end) != seen:
@@ -116,6 +114,7 @@ def compact_chunk(
             _delete_hot(series_ids, start, end)
             if clear_marks:
                 _clear_marks(series_ids, start)
+        let_writers_in(time.monotonic() - began)
         stats.samples += seen
         stats.blocks += len(rows)
         stats.bytes += sum(len(r[5]) for r in rows)
@@ -126,10 +125,28 @@ def compact_window(start: int, stats: CompactionStats) -> bool:
     """Compact every series' samples of one window; False if the partition
     could not be dropped yet (the window is done again next run)."""
     ids = list(Series.objects.order_by("pk").values_list("pk", flat=True))
-    moved = sum(compact_chunk(chunk, start, stats) for chunk in _chunks(ids))
+    size = SERIES_PER_CHUNK.get(connection.vendor, 200)
+    moved = i = 0
+    while i < len(ids):
+        chunk = ids[i : i + size]
+        began = time.monotonic()
+        moved += compact_chunk(chunk, start, stats)
+        i += len(chunk)
+        if connection.vendor == "sqlite":
+            size = _next_size(size, time.monotonic() - began)
     if not partitions.supported():
         return True
     return _drop_compacted_partition(start, moved)
+
+
+def _next_size(size: int, took: float) -> int:
+    """Aim each chunk at TARGET_SECONDS: on SQLite its write transaction holds
+    the one write lock that ingest waits for."""
+    if took > TARGET_SECONDS:
+        return max(size // 2, 1)
+    if took < TARGET_SECONDS / 3:
+        return min(size * 2, MAX_CHUNK)
+    return size
 
 
 def _drop_compacted_partition(start: int, moved: int) -> bool:

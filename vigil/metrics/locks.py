@@ -8,6 +8,7 @@ idempotent, so two runners there only cost time, never correctness.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,3 +32,15 @@ def exclusive(name: str) -> Iterator[bool]:
         if won:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def let_writers_in(held: float) -> None:
+    """Pause after a write transaction of a long job, on SQLite.
+
+    A writer that found the lock taken does not queue: SQLite's busy handler
+    sleeps and retries (every 25-100 ms once it has waited a while). A job
+    that starts its next transaction at once would keep winning the lock and
+    starve ingest; a pause as long as the transaction held it (at least 50 ms)
+    lets every waiting writer in."""
+    if connection.vendor == "sqlite":
+        time.sleep(max(0.05, held))

@@ -193,14 +193,7 @@ def fit_step(start: int, end: int, max_points: int, unit: int, wanted: int) -> i
     return step
 
 
-def raw_buckets(ts: np.ndarray, values: np.ndarray, step: int) -> tuple[Buckets, np.ndarray]:
-    """Buckets of raw samples, and the time of each point: a bucket holding one
-    sample keeps that sample's exact time, others are stamped at their start."""
-    b = aggregate(ts, values, step)
-    if step == 1:
-        return b, b.ts
-    first = ts[np.searchsorted(ts, b.ts)]
-    return b, np.where(b.count == 1, first, b.ts)
+raw_buckets = raw.stamped
 
 
 def points_of(
@@ -330,10 +323,10 @@ def run(
         return QueryResult(tier.name, step, results)
     ids = [s.id for s in selected]
     if tier is RAW:
-        samples = raw.read(ids, start, end)
+        found = raw.read_buckets(ids, start, end, step)
+        empty = (Buckets.empty(), np.empty(0, dtype=np.int64))
         for s, result in zip(selected, results, strict=True):
-            ts, values = samples.get(s.id, raw.EMPTY)
-            b, stamps = raw_buckets(ts, values, step)
+            b, stamps = found.get(s.id, empty)
             envelope = bool(len(b)) and bool((b.count > 1).any())
             result.points, result.min, result.max = points_of(b, stamps, max_points, envelope)
         return QueryResult(tier.name, step, results)

@@ -8,6 +8,7 @@ and merged, and a timestamp present in both counts once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,9 @@ from django.conf import settings
 from django.db import connection
 
 from vigil.metrics import codec
+from vigil.metrics.buckets import Buckets, aggregate, combine, floor
+
+log = logging.getLogger(__name__)
 
 Points = tuple[np.ndarray, np.ndarray]
 EMPTY: Points = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
@@ -22,6 +26,20 @@ EMPTY: Points = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 def _placeholders(n: int) -> str:
     return ",".join(["%s"] * n)
+
+
+def _readable(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The blocks that decode; a damaged one is logged and skipped, so that one
+    bad block costs its two hours of one series, not every chart that reads it."""
+    good = []
+    for series_id, data in rows:
+        try:
+            codec.decode(data)
+        except ValueError as exc:
+            log.error("series %s: unreadable history block skipped (%s)", series_id, exc)
+        else:
+            good.append((series_id, data))
+    return good
 
 
 def read_blocks(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
@@ -40,7 +58,14 @@ def read_blocks(series_ids: Sequence[int], start: int, end: int) -> dict[int, Po
         rows = cursor.fetchall()
     if not rows:
         return {}
-    ts, values, counts = codec.decode_many([bytes(data) for _, data in rows])
+    rows = [(sid, bytes(data)) for sid, data in rows]
+    try:
+        ts, values, counts = codec.decode_many([data for _, data in rows])
+    except ValueError:
+        rows = _readable(rows)
+        if not rows:
+            return {}
+        ts, values, counts = codec.decode_many([data for _, data in rows])
     owners = np.repeat(np.fromiter((sid for sid, _ in rows), dtype=np.int64), counts)
     keep = (ts >= start) & (ts <= end)
     ts, values, owners = ts[keep], values[keep], owners[keep]
@@ -54,7 +79,7 @@ def read_blocks(series_ids: Sequence[int], start: int, end: int) -> dict[int, Po
 
 def read_hot(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
     """Samples in [start, end] from the hot table, per series."""
-    if not series_ids:
+    if not series_ids or start > end:
         return {}
     sql = (
         "SELECT series_id, ts, value FROM metrics_sample "  # noqa: S608
@@ -91,4 +116,103 @@ def read(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
             out[sid] = codec.merge(old[0], old[1], new[0], new[1])
         elif old is not None or new is not None:
             out[sid] = old if old is not None else new
+    return out
+
+
+def stamped(ts: np.ndarray, values: np.ndarray, step: int) -> tuple[Buckets, np.ndarray]:
+    """Buckets of raw samples, and the time of each point: a bucket holding one
+    sample keeps that sample's exact time, others are stamped at their start."""
+    b = aggregate(ts, values, step)
+    if step == 1:
+        return b, b.ts
+    first = ts[np.searchsorted(ts, b.ts)]
+    return b, np.where(b.count == 1, first, b.ts)
+
+
+def _hot_buckets(
+    series_ids: Sequence[int], start: int, end: int, step: int
+) -> dict[int, tuple[Buckets, np.ndarray]]:
+    """Hot samples in [start, end] aggregated by the database into buckets of
+    `step`, with the time of each point (see `stamped`)."""
+    if not series_ids or start > end:
+        return {}
+    sql = (
+        "SELECT series_id, ts / %s, MIN(ts), MIN(value), MAX(value), SUM(value), COUNT(*) "  # noqa: S608
+        f"FROM metrics_sample WHERE series_id IN ({_placeholders(len(series_ids))}) "
+        "AND ts >= %s AND ts <= %s GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [step, *series_ids, start, end])
+        rows = cursor.fetchall()
+    if not rows:
+        return {}
+    table = np.array(rows, dtype=np.float64)
+    owners = table[:, 0].astype(np.int64)
+    # Bucket numbers, timestamps and counts are exact in float64 (below 2**53).
+    bucket_ts = table[:, 1].astype(np.int64) * step
+    first = table[:, 2].astype(np.int64)
+    counts = table[:, 6].astype(np.int64)
+    out = {}
+    bounds = np.flatnonzero(np.diff(owners)) + 1
+    for part in np.split(np.arange(len(owners)), bounds):
+        b = Buckets(
+            ts=bucket_ts[part],
+            min=table[part, 3],
+            max=table[part, 4],
+            sum=table[part, 5],
+            count=counts[part],
+            last=np.full(len(part), np.nan),
+        )
+        out[int(owners[part[0]])] = (b, np.where(b.count == 1, first[part], b.ts))
+    return out
+
+
+def _join(a: tuple[Buckets, np.ndarray], b: tuple[Buckets, np.ndarray], step: int):
+    """Buckets of two disjoint sample sets, the older first, merged per bucket;
+    a merged bucket of one sample keeps that sample's time."""
+    (ba, fa), (bb, fb) = a, b
+    both = Buckets(
+        *(np.concatenate([getattr(ba, f), getattr(bb, f)]) for f in Buckets.__dataclass_fields__)
+    )
+    firsts = np.concatenate([fa, fb])
+    merged = combine(both, step)
+    starts = floor(both.ts, step)
+    keep = np.concatenate(([True], starts[1:] != starts[:-1]))
+    first = firsts[keep]
+    return merged, np.where(merged.count == 1, first, merged.ts)
+
+
+def read_buckets(
+    series_ids: Sequence[int], start: int, end: int, step: int
+) -> dict[int, tuple[Buckets, np.ndarray]]:
+    """Every raw sample in [start, end] in buckets of `step` seconds, each
+    timestamp counted once, per series, with the time of each point (see
+    `stamped`). Series without samples are absent.
+
+    Hot rows in windows that have no block yet cannot repeat a block's
+    sample, so the database aggregates them (a few rows per bucket on the wire
+    instead of one per sample); older hot rows, which may repeat one, are
+    merged with the blocks sample by sample.
+    """
+    series_ids = list(series_ids)
+    blocks = read_blocks(series_ids, start, end)
+    window = settings.HISTORY_BLOCK_SECONDS
+    # Windows up to the newest block of any of the series are read exactly.
+    newest = max((int(ts[-1]) for ts, _ in blocks.values() if len(ts)), default=None)
+    boundary = start if newest is None else max(start, int(floor(newest, window)) + window)
+    old_hot = read_hot(series_ids, start, min(boundary - 1, end))
+    new_hot = _hot_buckets(series_ids, boundary, end, step)
+    out: dict[int, tuple[Buckets, np.ndarray]] = {}
+    for sid in series_ids:
+        old, hot = blocks.get(sid), old_hot.get(sid)
+        if old is not None and hot is not None:
+            old = codec.merge(old[0], old[1], hot[0], hot[1])
+        elif old is None:
+            old = hot
+        exact = stamped(old[0], old[1], step) if old is not None and len(old[0]) else None
+        recent = new_hot.get(sid)
+        if exact is not None and recent is not None:
+            out[sid] = _join(exact, recent, step)
+        elif exact is not None or recent is not None:
+            out[sid] = exact if exact is not None else recent
     return out

@@ -1,9 +1,9 @@
 """Retention: each tier keeps its history for as long as `Retention` says.
 
 On PostgreSQL whole partitions of the hot table go with DROP TABLE. Everything
-else is deleted a chunk of series at a time, each chunk its own short
-transaction whose size adapts to stay near TARGET_SECONDS, so that on SQLite
-ingest never waits long for the write lock.
+else is deleted series by series in bounded statements, in transactions of
+about TARGET_SECONDS each, so that on SQLite ingest never waits long for the
+write lock.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from vigil.metrics import partitions
-from vigil.metrics.locks import exclusive
+from vigil.metrics.locks import exclusive, let_writers_in
 from vigil.metrics.models import Late, Retention, Series
 
 DAY = 86400
-TARGET_SECONDS = 0.05
-FIRST_CHUNK = 200
-MAX_CHUNK = 20_000
+TARGET_SECONDS = 0.02
+ROWS_PER_STATEMENT = 5000
 
 
 @dataclass
@@ -34,29 +33,30 @@ class RetentionStats:
 
 
 def _delete_older(table: str, column: str, before: int, stats: RetentionStats) -> int:
-    """Delete rows of `table` whose `column` is below `before`, in chunks of series."""
+    """Delete rows of `table` whose `column` is below `before`: series after
+    series, at most ROWS_PER_STATEMENT rows per statement, each transaction
+    closed once it has run for TARGET_SECONDS."""
     ids = list(Series.objects.order_by("pk").values_list("pk", flat=True))
-    size = FIRST_CHUNK
+    # Only the table and column names of this module are formatted in.
+    sql = (
+        f"DELETE FROM {table} WHERE series_id = %s AND {column} IN "  # noqa: S608
+        f"(SELECT {column} FROM {table} WHERE series_id = %s AND {column} < %s "
+        f"ORDER BY {column} LIMIT {ROWS_PER_STATEMENT})"
+    )
     deleted = 0
     i = 0
     while i < len(ids):
-        chunk = ids[i : i + size]
         began = time.monotonic()
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE series_id >= %s AND series_id <= %s "  # noqa: S608
-                f"AND {column} < %s",
-                [chunk[0], chunk[-1], before],
-            )
-            deleted += max(cursor.rowcount, 0)
-        took = time.monotonic() - began
-        stats.longest_transaction = max(stats.longest_transaction, took)
-        i += len(chunk)
-        # Aim each transaction at TARGET_SECONDS: grow while fast, shrink when slow.
-        if took < TARGET_SECONDS / 2:
-            size = min(size * 2, MAX_CHUNK)
-        elif took > TARGET_SECONDS:
-            size = max(size // 2, 1)
+            while i < len(ids) and time.monotonic() - began < TARGET_SECONDS:
+                cursor.execute(sql, [ids[i], ids[i], before])
+                count = max(cursor.rowcount, 0)
+                deleted += count
+                if count < ROWS_PER_STATEMENT:
+                    i += 1
+        held = time.monotonic() - began
+        stats.longest_transaction = max(stats.longest_transaction, held)
+        let_writers_in(held)
     stats.deleted[table] = stats.deleted.get(table, 0) + deleted
     return deleted
 

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 
 from vigil.metrics import raw, state
 from vigil.metrics.buckets import Buckets, aggregate, floor
-from vigil.metrics.locks import exclusive
+from vigil.metrics.locks import exclusive, let_writers_in
 from vigil.metrics.models import Late, Retention, Series
 
 FIVE_MINUTES = 300
@@ -89,8 +89,10 @@ def _roll_range(source: str, columns: str, table: str, width: int, start: int, e
             cursor.execute(sql, {"lo": lo, "hi": hi, "start": start, "end": end})
             rows = cursor.fetchall()
         if rows:
+            began = time.monotonic()
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.executemany(_upsert_sql(table), rows)
+            let_writers_in(time.monotonic() - began)
             written += len(rows)
     return written
 

@@ -27,3 +27,18 @@ def maintain_history(now: float | None = None) -> dict[str, object]:
     }
     log.debug("history maintenance: %s", result)
     return result
+
+
+def checkpoint_wal() -> tuple[int, int] | None:
+    """SQLite: copy the write-ahead log into the database file in the background
+    (PASSIVE: it never takes the write lock). Without it the commit that fills
+    the log past wal_autocheckpoint does the copy itself, holding up every
+    other writer, ingest included, for up to a second."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        _, log_frames, copied = cursor.fetchone()
+    return log_frames, copied

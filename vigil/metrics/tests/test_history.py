@@ -337,3 +337,61 @@ def test_two_rollup_workers_at_once_give_the_same_buckets():
     assert not errors
     assert_same(stored(Rollup5m, series), brute_force(samples, 300))
     assert_same(stored(Rollup1h, series), brute_force(samples, HOUR))
+
+
+@pytest.mark.django_db
+def test_a_damaged_block_costs_its_own_window_not_the_whole_read(caplog):
+    series = make_series(make_server())
+    for n, start in enumerate((BASE - 14400, BASE - 7200)):
+        data = codec.encode(np.array([start, start + 10], dtype=np.int64), np.array([1.0, 2.0]))
+        if n == 0:
+            data = data[:10]
+        Block.objects.create(
+            series=series, start=start, first_ts=start, last_ts=start + 10, count=2, data=data
+        )
+    ts, values = raw.read([series.pk], BASE - 14400, BASE)[series.pk]
+    assert list(ts) == [BASE - 7200, BASE - 7190]
+    assert "unreadable history block" in caplog.text
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    offsets=st.lists(st.integers(0, 6 * 7200), min_size=1, max_size=300, unique=True),
+    compact_windows=st.integers(0, 5),
+    resent=st.lists(st.integers(0, 299), max_size=20),
+    step=st.sampled_from([1, 7, 60, 300, 1000, 7200]),
+)
+def test_read_buckets_equals_bucketing_every_sample_once(offsets, compact_windows, resent, step):
+    clear_history()
+    server = Series.objects.first().server if Series.objects.exists() else make_server()
+    series = make_series(server, "cpu", n=str(Series.objects.count()))
+    start = BASE - 6 * 7200
+    samples = {start + o: float(o % 97) for o in sorted(offsets)}
+    insert_hot([(series.pk, t, v) for t, v in samples.items()])
+    # Some windows compacted, then a few samples re-sent into the hot table.
+    state.put(state.ROLLUP_5M, BASE + 7200)
+    for w in range(compact_windows):
+        compaction.compact_chunk([series.pk], start + w * 7200, compaction.CompactionStats())
+    stamps = sorted(samples)
+    again = [stamps[i % len(stamps)] for i in resent]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO metrics_sample (series_id, ts, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [(series.pk, t, samples[t]) for t in again],
+        )
+    lo, hi = start + 100, BASE
+    want_ts = np.array([t for t in stamps if lo <= t <= hi], dtype=np.int64)
+    got = raw.read_buckets([series.pk], lo, hi, step).get(series.pk)
+    if not len(want_ts):
+        assert got is None
+        return
+    want, want_stamps = raw.stamped(want_ts, np.array([samples[t] for t in want_ts]), step)
+    b, got_stamps = got
+    assert list(b.ts) == list(want.ts) and list(b.count) == list(want.count)
+    assert list(got_stamps) == list(want_stamps)
+    assert np.allclose(b.sum, want.sum) and list(b.min) == list(want.min)
+    assert list(b.max) == list(want.max)

@@ -32,6 +32,7 @@ def test_it_runs_the_same_tasks_that_celery_beat_schedules():
         "vigil.servers.tasks.update_up",
         "vigil.scrape.tasks.scrape_due",
         "vigil.metrics.tasks.maintain_history",
+        "vigil.metrics.tasks.checkpoint_wal",
     }
     assert {app.tasks[name].run.__module__ for name in beat_tasks} == {
         "vigil.servers.celery_tasks",

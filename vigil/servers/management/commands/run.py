@@ -92,7 +92,9 @@ class Command(BaseCommand):
         stop = threading.Event()
         schedulers: list[Scheduler] = []
         if not settings.CELERY_BROKER_URL:
-            schedulers = [Scheduler(default_jobs()), Scheduler(history_jobs(), "vigil-history")]
+            schedulers = [Scheduler(default_jobs())]
+            if history := history_jobs():
+                schedulers.append(Scheduler(history, "vigil-history"))
             for scheduler in schedulers:
                 scheduler.start()
         else:
