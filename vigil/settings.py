@@ -214,6 +214,8 @@ HISTORY_BLOCK_SECONDS = envint("VIGIL_HISTORY_BLOCK_SECONDS", 2 * 3600)
 # bucket and block window to be computed again. Rollups wait a little longer
 # than this before they close a bucket.
 HISTORY_LATE_SECONDS = envint("VIGIL_HISTORY_LATE_SECONDS", 300)
+# Decoded blocks kept in memory per process for reads (charts refresh).
+HISTORY_BLOCK_CACHE_BYTES = envint("VIGIL_HISTORY_BLOCK_CACHE_MB", 256) * 1024 * 1024
 # How often `vigil run` maintains the history; 0 turns it off.
 HISTORY_INTERVAL_SECONDS = envint("VIGIL_HISTORY_INTERVAL_SECONDS", 60)
 

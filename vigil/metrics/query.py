@@ -278,10 +278,9 @@ def read_rollups(
     # Bucket numbers and counts are exact in float64 (far below 2**53).
     ts = table[:, 1].astype(np.int64) * step
     counts = table[:, 5].astype(np.int64)
-    bounds = np.flatnonzero(np.diff(owners)) + 1
     out: dict[int, Buckets] = {}
-    for part in np.split(np.arange(len(owners)), bounds):
-        out[int(owners[part[0]])] = Buckets(
+    for sid, part in raw.by_series(owners):
+        out[sid] = Buckets(
             ts=ts[part],
             min=table[part, 2],
             max=table[part, 3],

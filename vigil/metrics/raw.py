@@ -8,7 +8,11 @@ and merged, and a timestamp present in both counts once.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,22 +28,87 @@ Points = tuple[np.ndarray, np.ndarray]
 EMPTY: Points = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 
+def by_series(owners: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(series id, row indexes) of each run of equal ids in rows sorted by series."""
+    bounds = np.flatnonzero(np.diff(owners)) + 1
+    parts = np.split(np.arange(len(owners)), bounds)
+    return [(int(owners[part[0]]), part) for part in parts if len(part)]
+
+
 def _placeholders(n: int) -> str:
     return ",".join(["%s"] * n)
 
 
-def _readable(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """The blocks that decode; a damaged one is logged and skipped, so that one
-    bad block costs its two hours of one series, not every chart that reads it."""
-    good = []
-    for series_id, data in rows:
-        try:
-            codec.decode(data)
-        except ValueError as exc:
-            log.error("series %s: unreadable history block skipped (%s)", series_id, exc)
-        else:
-            good.append((series_id, data))
-    return good
+class BlockCache:
+    """Decoded blocks, least recently used first out, up to `max_bytes`.
+
+    A block is keyed by its own bytes (length and CRC): one rewritten by a
+    late sample is a new entry, so the cache is never stale. Charts re-read
+    the same blocks at every refresh; decoding them is most of a long read.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[tuple[int, int], Points] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(data: bytes) -> tuple[int, int]:
+        return len(data), zlib.crc32(data)
+
+    def decode(self, blobs: list[bytes]) -> list[Points | None]:
+        """Each blob's samples (None for a damaged one, logged)."""
+        keys = [self.key(b) for b in blobs]
+        with self._lock:
+            found = [self._items.get(k) for k in keys]
+            for k, points in zip(keys, found, strict=True):
+                if points is not None:
+                    self._items.move_to_end(k)
+        missing = [i for i, points in enumerate(found) if points is None]
+        if missing:
+            for i, points in zip(missing, _decode_all([blobs[i] for i in missing]), strict=True):
+                found[i] = points
+            with self._lock:
+                for i in missing:
+                    if found[i] is not None:
+                        self._add(keys[i], found[i])
+        return found
+
+    def _add(self, key: tuple[int, int], points: Points) -> None:
+        if key in self._items:
+            return
+        self._items[key] = points
+        self.size += points[0].nbytes + points[1].nbytes
+        while self.size > self.max_bytes and self._items:
+            _, (ts, values) = self._items.popitem(last=False)
+            self.size -= ts.nbytes + values.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.size = 0
+
+
+def _decode_all(blobs: list[bytes]) -> list[Points | None]:
+    """Decode many blobs at once; a damaged one is logged and left out, so that
+    one bad block costs its two hours of one series, not every chart."""
+    try:
+        ts, values, counts = codec.decode_many(blobs)
+    except ValueError:
+        out: list[Points | None] = []
+        for data in blobs:
+            try:
+                out.append(codec.decode(data))
+            except ValueError as exc:
+                log.error("unreadable history block skipped (%s)", exc)
+                out.append(None)
+        return out
+    bounds = np.cumsum(counts)[:-1]
+    return list(zip(np.split(ts, bounds), np.split(values, bounds), strict=True))
+
+
+BLOCK_CACHE = BlockCache(settings.HISTORY_BLOCK_CACHE_BYTES)
 
 
 def read_blocks(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
@@ -59,21 +128,17 @@ def read_blocks(series_ids: Sequence[int], start: int, end: int) -> dict[int, Po
     if not rows:
         return {}
     rows = [(sid, bytes(data)) for sid, data in rows]
-    try:
-        ts, values, counts = codec.decode_many([data for _, data in rows])
-    except ValueError:
-        rows = _readable(rows)
-        if not rows:
-            return {}
-        ts, values, counts = codec.decode_many([data for _, data in rows])
-    owners = np.repeat(np.fromiter((sid for sid, _ in rows), dtype=np.int64), counts)
-    keep = (ts >= start) & (ts <= end)
-    ts, values, owners = ts[keep], values[keep], owners[keep]
+    decoded = BLOCK_CACHE.decode([data for _, data in rows])
     out: dict[int, Points] = {}
-    bounds = np.flatnonzero(np.diff(owners)) + 1
-    for part in np.split(np.arange(len(owners)), bounds):
-        if len(part):
-            out[int(owners[part[0]])] = (ts[part], values[part])
+    for sid, group in itertools.groupby(zip(rows, decoded, strict=True), key=lambda r: r[0][0]):
+        parts = [points for _, points in group if points is not None]
+        if not parts:
+            continue
+        ts = np.concatenate([p[0] for p in parts])
+        values = np.concatenate([p[1] for p in parts])
+        keep = (ts >= start) & (ts <= end)
+        if keep.any():
+            out[sid] = (ts[keep], values[keep])
     return out
 
 
@@ -96,11 +161,7 @@ def read_hot(series_ids: Sequence[int], start: int, end: int) -> dict[int, Point
     ts = table[:, 1].astype(np.int64)
     # Values went through float64 unchanged; ids and ts are exact below 2**53.
     values = np.array([r[2] for r in rows], dtype=np.float64)
-    out: dict[int, Points] = {}
-    bounds = np.flatnonzero(np.diff(owners)) + 1
-    for part in np.split(np.arange(len(owners)), bounds):
-        out[int(owners[part[0]])] = (ts[part], values[part])
-    return out
+    return {sid: (ts[part], values[part]) for sid, part in by_series(owners)}
 
 
 def read(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
@@ -153,8 +214,7 @@ def _hot_buckets(
     first = table[:, 2].astype(np.int64)
     counts = table[:, 6].astype(np.int64)
     out = {}
-    bounds = np.flatnonzero(np.diff(owners)) + 1
-    for part in np.split(np.arange(len(owners)), bounds):
+    for sid, part in by_series(owners):
         b = Buckets(
             ts=bucket_ts[part],
             min=table[part, 3],
@@ -163,7 +223,7 @@ def _hot_buckets(
             count=counts[part],
             last=np.full(len(part), np.nan),
         )
-        out[int(owners[part[0]])] = (b, np.where(b.count == 1, first[part], b.ts))
+        out[sid] = (b, np.where(b.count == 1, first[part], b.ts))
     return out
 
 

@@ -395,3 +395,21 @@ def test_read_buckets_equals_bucketing_every_sample_once(offsets, compact_window
     assert list(got_stamps) == list(want_stamps)
     assert np.allclose(b.sum, want.sum) and list(b.min) == list(want.min)
     assert list(b.max) == list(want.max)
+
+
+@pytest.mark.django_db
+def test_a_block_rewritten_by_a_late_sample_is_read_anew_not_from_the_cache():
+    series = make_series(make_server())
+    start = BASE - 7200
+    ts = np.array([start, start + 10], dtype=np.int64)
+    first = codec.encode(ts, np.array([1.0, 2.0]))
+    Block.objects.create(
+        series=series, start=start, first_ts=start, last_ts=start + 10, count=2, data=first
+    )
+    assert list(raw.read([series.pk], start, BASE)[series.pk][1]) == [1.0, 2.0]
+    # Same window, same count and times: only the bytes differ.
+    Block.objects.filter(series=series, start=start).update(
+        data=codec.encode(ts, np.array([1.0, 9.0]))
+    )
+    assert list(raw.read([series.pk], start, BASE)[series.pk][1]) == [1.0, 9.0]
+    assert raw.BLOCK_CACHE.size > 0
