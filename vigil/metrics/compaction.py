@@ -29,6 +29,7 @@ SERIES_PER_CHUNK = {"sqlite": 50, "postgresql": 2000}
 TARGET_SECONDS = 0.15
 MAX_CHUNK = 5000
 LATE_WINDOWS_PER_BATCH = 200
+LATE_SECONDS_PER_RUN = 20.0
 MAX_WINDOWS_PER_RUN = 12
 
 
@@ -178,8 +179,10 @@ def _next_window(after: int | None) -> int | None:
 
 
 def _redo_late(stats: CompactionStats, done_until: int) -> None:
-    """Merge samples that arrived for windows compacted already into their blocks."""
-    while True:
+    """Merge samples that arrived for windows compacted already into their
+    blocks, for at most LATE_SECONDS_PER_RUN (the rest next run)."""
+    deadline = time.monotonic() + LATE_SECONDS_PER_RUN
+    while time.monotonic() < deadline:
         marks = list(
             Late.objects.filter(kind=Late.COMPACT, start__lt=done_until)
             .order_by("start", "series_id")

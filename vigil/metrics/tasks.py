@@ -17,7 +17,9 @@ def maintain_history(now: float | None = None) -> dict[str, object]:
     now = time.time() if now is None else now
     created = partitions.ensure(now)
     rolled = rollup.run(now)
+    log.debug("history rollup: %s", vars(rolled))
     compacted = compaction.run(now)
+    log.debug("history compaction: %s", vars(compacted))
     kept = retention.run(now)
     result = {
         "partitions_created": len(created),

@@ -413,3 +413,15 @@ def test_a_block_rewritten_by_a_late_sample_is_read_anew_not_from_the_cache():
     )
     assert list(raw.read([series.pk], start, BASE)[series.pk][1]) == [1.0, 9.0]
     assert raw.BLOCK_CACHE.size > 0
+
+
+@pytest.mark.django_db
+def test_late_work_is_bounded_per_run_so_the_other_steps_get_their_turn(monkeypatch):
+    server = make_server()
+    series = make_series(server)
+    store(server, "cpu_usage_percent", [(BASE + 5, 1.0)])
+    monkeypatch.setattr(rollup, "LATE_SECONDS_PER_RUN", 0.0)
+    assert rollup.run(time.time()).late_hours == 0
+    assert Late.objects.filter(kind=Late.ROLLUP, series=series).exists()
+    monkeypatch.setattr(rollup, "LATE_SECONDS_PER_RUN", 20.0)
+    assert rollup.run(time.time()).late_hours == 1
