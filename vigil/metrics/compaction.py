@@ -163,14 +163,8 @@ def _drop_compacted_partition(start: int, moved: int) -> bool:
 def _next_window(after: int | None) -> int | None:
     """The first window at or after `after` that holds hot samples or, on
     PostgreSQL, a partition: empty stretches are skipped in one step."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT MIN((SELECT MIN(ts) FROM metrics_sample x "
-            "WHERE x.series_id = s.id AND x.ts >= %s)) FROM metrics_series s",
-            [after if after is not None else -(2**62)],
-        )
-        first = cursor.fetchone()[0]
-    candidates = [] if first is None else [int(first)]
+    first = raw.first_hot_ts(after)
+    candidates = [] if first is None else [first]
     if partitions.supported():
         candidates += [p for p in partitions.existing() if after is None or p >= after]
     if not candidates:

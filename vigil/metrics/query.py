@@ -193,9 +193,6 @@ def fit_step(start: int, end: int, max_points: int, unit: int, wanted: int) -> i
     return step
 
 
-raw_buckets = raw.stamped
-
-
 def points_of(
     b: Buckets, stamps: np.ndarray, max_points: int, envelope: bool
 ) -> tuple[list, list | None, list | None]:
@@ -264,31 +261,14 @@ def read_rollups(
     # Only placeholders and the tier's own table name are formatted into the
     # text; values go as parameters.
     sql = (
-        f"SELECT series_id, ts / %s, MIN(min), MAX(max), SUM(sum), SUM(count) FROM {tier.table} "  # noqa: S608
-        f"WHERE series_id IN ({_placeholders(len(series_ids))}) AND ts >= %s AND ts <= %s "
-        "AND ts < %s GROUP BY 1, 2 ORDER BY 1, 2"
+        f"SELECT series_id, ts / %s, MIN(ts), MIN(min), MAX(max), SUM(sum), SUM(count) "  # noqa: S608
+        f"FROM {tier.table} WHERE series_id IN ({_placeholders(len(series_ids))}) "
+        "AND ts >= %s AND ts <= %s AND ts < %s GROUP BY 1, 2 ORDER BY 1, 2"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [step, *series_ids, lo, hi, before])
         rows = cursor.fetchall()
-    if not rows:
-        return {}
-    table = np.array(rows, dtype=np.float64)
-    owners = table[:, 0].astype(np.int64)
-    # Bucket numbers and counts are exact in float64 (far below 2**53).
-    ts = table[:, 1].astype(np.int64) * step
-    counts = table[:, 5].astype(np.int64)
-    out: dict[int, Buckets] = {}
-    for sid, part in raw.by_series(owners):
-        out[sid] = Buckets(
-            ts=ts[part],
-            min=table[part, 2],
-            max=table[part, 3],
-            sum=table[part, 4],
-            count=counts[part],
-            last=np.full(len(part), np.nan),
-        )
-    return out
+    return {sid: b for sid, (b, _) in raw.grouped_buckets(rows, step).items()}
 
 
 def _watermark(tier: Tier) -> int | None:

@@ -25,7 +25,6 @@ from vigil.metrics.buckets import Buckets, aggregate, combine, floor
 log = logging.getLogger(__name__)
 
 Points = tuple[np.ndarray, np.ndarray]
-EMPTY: Points = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 
 def by_series(owners: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -156,12 +155,25 @@ def read_hot(series_ids: Sequence[int], start: int, end: int) -> dict[int, Point
         rows = cursor.fetchall()
     if not rows:
         return {}
+    # Values go through float64 unchanged; ids and ts are exact below 2**53.
     table = np.array(rows, dtype=np.float64)
     owners = table[:, 0].astype(np.int64)
     ts = table[:, 1].astype(np.int64)
-    # Values went through float64 unchanged; ids and ts are exact below 2**53.
-    values = np.array([r[2] for r in rows], dtype=np.float64)
+    values = table[:, 2].copy()
     return {sid: (ts[part], values[part]) for sid, part in by_series(owners)}
+
+
+def first_hot_ts(after: int | None = None) -> int | None:
+    """The oldest hot sample at or after `after`: one key seek per series, not
+    a scan of the table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT MIN((SELECT MIN(ts) FROM metrics_sample x "
+            "WHERE x.series_id = s.id AND x.ts >= %s)) FROM metrics_series s",
+            [after if after is not None else -(2**62)],
+        )
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def read(series_ids: Sequence[int], start: int, end: int) -> dict[int, Points]:
@@ -205,11 +217,18 @@ def _hot_buckets(
     with connection.cursor() as cursor:
         cursor.execute(sql, [step, *series_ids, start, end])
         rows = cursor.fetchall()
+    return grouped_buckets(rows, step)
+
+
+def grouped_buckets(rows: list[tuple], step: int) -> dict[int, tuple[Buckets, np.ndarray]]:
+    """Per series, the buckets of rows (series_id, ts // step, first ts, min,
+    max, sum, count) that a GROUP BY returned sorted by series and bucket, and
+    the time of each point (see `stamped`). `last` is not read."""
     if not rows:
         return {}
+    # Bucket numbers, timestamps and counts are exact in float64 (below 2**53).
     table = np.array(rows, dtype=np.float64)
     owners = table[:, 0].astype(np.int64)
-    # Bucket numbers, timestamps and counts are exact in float64 (below 2**53).
     bucket_ts = table[:, 1].astype(np.int64) * step
     first = table[:, 2].astype(np.int64)
     counts = table[:, 6].astype(np.int64)

@@ -98,22 +98,11 @@ def _roll_range(source: str, columns: str, table: str, width: int, start: int, e
     return written
 
 
-def _first_hot_ts() -> int | None:
-    """The oldest hot sample: one key seek per series, not a table scan."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT MIN((SELECT MIN(ts) FROM metrics_sample x WHERE x.series_id = s.id)) "
-            "FROM metrics_series s"
-        )
-        row = cursor.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
 def _advance_5m(now: float) -> int:
     cutoff = int(floor(int(now) - settings.HISTORY_LATE_SECONDS - SETTLE_MARGIN_SECONDS, 300))
     start = state.get(state.ROLLUP_5M)
     if start is None:
-        first = _first_hot_ts()
+        first = raw.first_hot_ts()
         start = cutoff if first is None else int(floor(first, FIVE_MINUTES))
     end = min(cutoff, start + MAX_CATCH_UP_SECONDS)
     if end <= start:

@@ -56,7 +56,8 @@ def drop_history_tables(apps, schema_editor):
         schema_editor.execute(f"DROP TABLE {name}")
 
 
-def unmanaged(name: str, fields: list, pk: tuple[str, str], table: str):
+def keyed_by_series(name: str, pk: tuple[str, ...], fields: list, options: dict):
+    """A model of the history tables: composite key, series without a constraint."""
     return migrations.CreateModel(
         name=name,
         fields=[
@@ -77,8 +78,12 @@ def unmanaged(name: str, fields: list, pk: tuple[str, str], table: str):
                 ),
             ),
         ],
-        options={"db_table": table, "managed": False},
+        options=options,
     )
+
+
+def unmanaged(name: str, fields: list, pk: tuple[str, str], table: str):
+    return keyed_by_series(name, pk, fields, {"db_table": table, "managed": False})
 
 
 def rollup_fields() -> list:
@@ -127,32 +132,11 @@ class Migration(migrations.Migration):
         ),
         migrations.SeparateDatabaseAndState(
             state_operations=[
-                migrations.CreateModel(
-                    name="Sample",
-                    fields=[
-                        (
-                            "pk",
-                            models.CompositePrimaryKey(
-                                "series_id",
-                                "ts",
-                                blank=True,
-                                editable=False,
-                                primary_key=True,
-                                serialize=False,
-                            ),
-                        ),
-                        ("ts", models.BigIntegerField()),
-                        ("value", models.FloatField()),
-                        (
-                            "series",
-                            models.ForeignKey(
-                                db_constraint=False,
-                                db_index=False,
-                                on_delete=django.db.models.deletion.CASCADE,
-                                to="metrics.series",
-                            ),
-                        ),
-                    ],
+                keyed_by_series(
+                    "Sample",
+                    ("series_id", "ts"),
+                    [("ts", models.BigIntegerField()), ("value", models.FloatField())],
+                    {},
                 )
             ],
             database_operations=[],
@@ -189,34 +173,11 @@ class Migration(migrations.Migration):
                 ("value", models.BigIntegerField()),
             ],
         ),
-        migrations.CreateModel(
-            name="Late",
-            fields=[
-                (
-                    "pk",
-                    models.CompositePrimaryKey(
-                        "kind",
-                        "series_id",
-                        "start",
-                        blank=True,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
-                ("kind", models.SmallIntegerField()),
-                ("start", models.BigIntegerField()),
-                (
-                    "series",
-                    models.ForeignKey(
-                        db_constraint=False,
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        to="metrics.series",
-                    ),
-                ),
-            ],
-            options={"db_table": "metrics_late"},
+        keyed_by_series(
+            "Late",
+            ("kind", "series_id", "start"),
+            [("kind", models.SmallIntegerField()), ("start", models.BigIntegerField())],
+            {"db_table": "metrics_late"},
         ),
         migrations.CreateModel(
             name="Retention",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.metrics import query, state
+from vigil.metrics import query, raw, state
 from vigil.metrics.buckets import aggregate
 from vigil.metrics.models import Retention, Rollup1h, Rollup5m
 from vigil.servers.models import Location
@@ -113,7 +113,7 @@ def test_the_step_is_a_multiple_of_the_tier_width_and_fits_max_points(start, spa
 
 def test_a_raw_bucket_of_one_sample_keeps_its_exact_time():
     ts = np.array([1000, 1003, 1250], dtype=np.int64)
-    b, stamps = query.raw_buckets(ts, np.array([1.0, 3.0, 5.0]), 100)
+    b, stamps = raw.stamped(ts, np.array([1.0, 3.0, 5.0]), 100)
     assert stamps.tolist() == [1000, 1250]
     assert b.avg.tolist() == [2.0, 5.0]
 
