@@ -64,6 +64,7 @@ def default_jobs() -> list[Job]:
     """The periodic tasks, as CELERY_BEAT_SCHEDULE lists them for Celery."""
     from django.conf import settings
 
+    from vigil.alerts import tasks as alert_tasks
     from vigil.metrics import tasks as metrics_tasks
     from vigil.scrape import tasks as scrape_tasks
     from vigil.servers import tasks as server_tasks
@@ -71,6 +72,11 @@ def default_jobs() -> list[Job]:
     return [
         Job("update_up", settings.UP_INTERVAL_SECONDS, server_tasks.update_up),
         Job("scrape_due", settings.SCRAPE_TICK_SECONDS, scrape_tasks.scrape_due),
+        Job(
+            "evaluate_alerts",
+            settings.ALERT_EVALUATION_INTERVAL_SECONDS,
+            alert_tasks.evaluate_alerts,
+        ),
         # SQLite only (a no-op elsewhere); Celery deployments run PostgreSQL.
         Job("checkpoint_wal", 1.0, metrics_tasks.checkpoint_wal),
     ]

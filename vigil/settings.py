@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "vigil.api",
     "vigil.web",
     "vigil.scrape",
+    "vigil.alerts",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +220,22 @@ HISTORY_BLOCK_CACHE_BYTES = envint("VIGIL_HISTORY_BLOCK_CACHE_MB", 256) * 1024 *
 # How often `vigil run` maintains the history; 0 turns it off.
 HISTORY_INTERVAL_SECONDS = envint("VIGIL_HISTORY_INTERVAL_SECONDS", 60)
 
+# The alert engine (vigil.alerts; docs/alerts.md).
+ALERT_EVALUATION_INTERVAL_SECONDS = envint("VIGIL_ALERT_EVALUATION_INTERVAL_SECONDS", 30)
+# Alerts of one rule that fire within this time arrive as one notification.
+ALERT_GROUP_WAIT_SECONDS = envint("VIGIL_ALERT_GROUP_WAIT_SECONDS", 30)
+# A series silent this long while its server reports is "gone", said once.
+ALERT_SERIES_GONE_AFTER_SECONDS = envint("VIGIL_ALERT_SERIES_GONE_AFTER_SECONDS", 3600)
+# Icinga's flap detection: share of state changes in the last 21 evaluations.
+ALERT_FLAP_HIGH_PERCENT = envint("VIGIL_ALERT_FLAP_HIGH_PERCENT", 30)
+ALERT_FLAP_LOW_PERCENT = envint("VIGIL_ALERT_FLAP_LOW_PERCENT", 25)
+# One alert for a location instead of a page per server when at least this
+# share of its servers (and this many) are down at once.
+ALERT_LOCATION_OUTAGE_PERCENT = envint("VIGIL_ALERT_LOCATION_OUTAGE_PERCENT", 50)
+ALERT_LOCATION_OUTAGE_MIN_SERVERS = envint("VIGIL_ALERT_LOCATION_OUTAGE_MIN_SERVERS", 3)
+# A server created but never heard from is "new" this long, then down.
+SERVER_NEW_GRACE_SECONDS = envint("VIGIL_SERVER_NEW_GRACE_SECONDS", 3600)
+
 # Celery: unset broker means the embedded scheduler of `vigil run`.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or (
@@ -231,6 +248,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vigil.metrics.maintain_history",
         "schedule": float(HISTORY_INTERVAL_SECONDS),
         "options": {"expires": HISTORY_INTERVAL_SECONDS * 2},
+    },
+    "evaluate-alerts": {
+        "task": "vigil.alerts.evaluate_alerts",
+        "schedule": float(ALERT_EVALUATION_INTERVAL_SECONDS),
+        "options": {"expires": ALERT_EVALUATION_INTERVAL_SECONDS},
     },
     "update-server-up": {
         "task": "vigil.servers.update_up",

@@ -92,21 +92,52 @@ def _percentile(window: Window, q: int) -> np.ndarray:
     return _per_series(window, lo + (hi - lo) * (rank - low))
 
 
-def _fit(window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares line per series: slope (per second), intercept at each
-    series' mean time, and that mean time. NaN slope with fewer than two samples."""
-    n = window.counts.astype(np.float64)
-    owner = np.repeat(np.arange(len(window)), window.counts)
-    with np.errstate(invalid="ignore", divide="ignore"):
+@dataclass(frozen=True)
+class Sums:
+    """Per-series sums that fix a least-squares line: n, Σt, Σv, Σt², Σtv,
+    with t relative to some origin. SQL can compute them over any window
+    (and over rollup buckets, weighted by their count) without fetching samples."""
+
+    n: np.ndarray
+    st: np.ndarray
+    sv: np.ndarray
+    stt: np.ndarray
+    stv: np.ndarray
+    origin: float = 0.0
+
+    @classmethod
+    def of(cls, window: Window) -> Sums:
+        owner = np.repeat(np.arange(len(window)), window.counts)
         t = window.ts.astype(np.float64)
-        mean_t = np.bincount(owner, t, minlength=len(window)) / n
-        mean_v = np.bincount(owner, window.values, minlength=len(window)) / n
-        dt = t - mean_t[owner]
-        dv = window.values - mean_v[owner]
-        sxx = np.bincount(owner, dt * dt, minlength=len(window))
-        sxy = np.bincount(owner, dt * dv, minlength=len(window))
-        slope = np.where((n >= 2) & (sxx > 0), sxy / sxx, np.nan)
-    return slope, mean_v, mean_t
+        origin = float(t.min()) if len(t) else 0.0
+        t = t - origin
+        v = window.values
+
+        def total(x: np.ndarray) -> np.ndarray:
+            return np.bincount(owner, x, minlength=len(window))
+
+        n = window.counts.astype(np.float64)
+        return cls(n, total(t), total(v), total(t * t), total(t * v), origin)
+
+
+def fit(sums: Sums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares line per series: slope (per second), the mean value and
+    the mean time it passes through. NaN slope with fewer than two samples or
+    all of them at one time."""
+    n = sums.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_t = sums.st / n
+        mean_v = sums.sv / n
+        sxx = sums.stt - sums.st * mean_t
+        sxy = sums.stv - sums.st * mean_v
+        # Relative to the spread of t, a tiny sxx is rounding noise: no slope.
+        flat = sxx <= 1e-9 * np.maximum(sums.stt, 1.0)
+        slope = np.where((n >= 2) & ~flat, sxy / sxx, np.nan)
+    return slope, mean_v, mean_t + sums.origin
+
+
+def _fit(window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return fit(Sums.of(window))
 
 
 def rate_per_second(window: Window) -> np.ndarray:

@@ -33,9 +33,11 @@ def test_it_runs_the_same_tasks_that_celery_beat_schedules():
         "vigil.scrape.tasks.scrape_due",
         "vigil.metrics.tasks.maintain_history",
         "vigil.metrics.tasks.checkpoint_wal",
+        "vigil.alerts.tasks.evaluate_alerts",
     }
     assert {app.tasks[name].run.__module__ for name in beat_tasks} == {
         "vigil.servers.celery_tasks",
         "vigil.scrape.celery_tasks",
         "vigil.metrics.celery_tasks",
+        "vigil.alerts.celery_tasks",
     }
