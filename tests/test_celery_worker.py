@@ -78,3 +78,30 @@ def test_two_workers_maintaining_history_at_once_roll_up_each_bucket_once(worker
     assert [r.count for r in Rollup1h.objects.filter(series=series).order_by("ts")][:4] == [360] * 4
     assert sum(b.count for b in Block.objects.filter(series=series)) == 1440
     assert not Sample.objects.filter(series=series).exists()
+
+
+def test_two_workers_evaluating_alerts_at_once_fire_and_notify_each_alert_once(worker, settings):
+    from vigil.alerts.celery_tasks import evaluate_alerts
+    from vigil.alerts.models import Alert, AlertEvent, Notification, Rule
+    from vigil.testing import store
+
+    Rule.objects.all().delete()
+    for k in range(6):
+        Rule.objects.create(name=f"cpu above {k}", metric="cpu_usage_percent", threshold=k)
+    now = int(time.time())
+    for k in range(20):
+        store(make_server(f"s{k}"), "cpu_usage_percent", [(now, 50.0)])
+
+    # Passes 20 s apart (each due), sent at once and run in any order by two
+    # worker processes, then passes late enough for the group wait to close.
+    results = [evaluate_alerts.delay(now + k * 20) for k in range(6)]
+    for r in results:
+        r.get(timeout=60)
+    for k in range(6, 9):
+        evaluate_alerts.delay(now + k * 20).get(timeout=60)
+
+    assert Alert.objects.filter(state=Alert.State.FIRING).count() == 6 * 20
+    assert AlertEvent.objects.filter(kind="firing").count() == 6 * 20
+    firing = Notification.objects.filter(kind="firing")
+    assert firing.count() == 6
+    assert sorted(len(n.items) for n in firing) == [20] * 6

@@ -169,7 +169,8 @@ def run(now: datetime) -> dict[str, int]:
             for rule, group in _by_rule(due):
                 notify(kind, rule, group, now)
                 counts[kind] += 1
-                told = {"owes": ""}
+                # After a resolution, the next firing is a new incident.
+                told = {"owes": "", "notified_at": None}
                 if kind == Notification.Kind.FLAPPING:
                     told["notified_at"] = now
                 Alert.objects.filter(pk__in=[a.pk for a in group]).update(**told)

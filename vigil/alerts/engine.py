@@ -60,7 +60,9 @@ def evaluate_rule(rule: Rule, ctx: Context) -> dict[str, int]:
     """One evaluation of `rule` at ctx.now; returns counts of what changed."""
     with transaction.atomic():
         last = (
-            Rule.objects.select_for_update()
+            # NO KEY: rows that refer to the rule (notifications queued by a
+            # dispatcher, an acknowledgement) must not wait for this.
+            Rule.objects.select_for_update(no_key=True)
             .filter(pk=rule.pk)
             .values_list("last_evaluated", flat=True)
             .first()
@@ -89,7 +91,7 @@ def _active_rows(rule: Rule) -> dict[int, Alert]:
 def _apply(rule: Rule, ctx: Context, targets: fetch.Targets, m) -> dict[str, int]:
     rows = _active_rows(rule)
     n = len(targets)
-    index = {int(sid): i for i, sid in enumerate(targets.ids)} if rows else {}
+    index = {int(sid): i for i, sid in enumerate(targets.ids.tolist())}
     states = ev.States.new(n)
     for sid, alert in rows.items():
         i = index.get(sid)
@@ -212,11 +214,14 @@ def transition(alert: Alert, old: int, new: int, ctx: Context, events, counts) -
     alert.changed_at = ctx.now
     if new == Alert.State.FIRING:
         counts["fired"] += 1
-        alert.fired_at = ctx.now
         alert.resolved_at = None
-        alert.notified_at = None if not alert.flapping else alert.notified_at
         if alert.owes in ("resolved", "gone"):
-            alert.owes = ""  # fired again before the resolution went out
+            # Fired again before its resolution went out: to the people told
+            # about it, it never stopped. Same incident, same key.
+            alert.owes = ""
+        elif not alert.flapping:
+            alert.fired_at = ctx.now
+            alert.notified_at = None
         events.append(event(alert, AlertEvent.Kind.FIRING, ctx))
         return
     kind = AlertEvent.Kind.GONE if new == Alert.State.GONE else AlertEvent.Kind.RESOLVED
@@ -224,9 +229,7 @@ def transition(alert: Alert, old: int, new: int, ctx: Context, events, counts) -
     alert.resolved_at = ctx.now
     told = alert.notified_at is not None
     if not alert.flapping and (told or (new == Alert.State.GONE and old != ev.FIRING)):
-        alert.owes = kind
-    if not alert.flapping:
-        alert.notified_at = None
+        alert.owes = kind  # dispatch clears notified_at once it is said
     alert.acknowledged_at = alert.acknowledged_by = None
     alert.ack_comment = ""
     events.append(event(alert, kind, ctx))

@@ -14,6 +14,7 @@ from vigil.alerts import dispatch
 from vigil.alerts.engine import Context, evaluate_rule
 from vigil.alerts.models import Rule
 from vigil.alerts.outages import evaluate_locations
+from vigil.metrics import locks
 from vigil.metrics.models import Series
 from vigil.servers.models import Server
 
@@ -40,6 +41,15 @@ def evaluate_alerts(now: datetime | float | None = None) -> dict[str, int]:
         now = timezone.now()
     elif not isinstance(now, datetime):
         now = datetime.fromtimestamp(now, tz=UTC)
+    # One pass at a time: a second worker skips, as history maintenance does.
+    # Each rule's row lock and last_evaluated also make a repeated pass a no-op.
+    with locks.exclusive("alerts") as won:
+        if not won:
+            return {"skipped_pass": 1}
+        return _evaluate_all(now)
+
+
+def _evaluate_all(now: datetime) -> dict[str, int]:
     ctx = context(now)
     totals: Counter[str] = Counter()
     for rule in Rule.objects.filter(enabled=True).order_by("pk"):
