@@ -174,6 +174,34 @@ def _apply(rule: Rule, ctx: Context, targets: fetch.Targets, m) -> dict[str, int
     return counts
 
 
+def close_disabled(ctx: Context) -> int:
+    """Resolve the open alerts of disabled rules: a rule switched off must not
+    leave alerts firing forever. People who were paged hear "resolved"."""
+    closed = 0
+    with transaction.atomic():
+        open_alerts = (
+            Alert.objects.select_for_update()
+            .filter(rule__enabled=False)
+            .exclude(state=Alert.State.OK)
+        )
+        events: list[AlertEvent] = []
+        counts = {"resolved": 0, "gone": 0, "fired": 0}
+        changed = []
+        for alert in open_alerts:
+            transition(alert, alert.state, Alert.State.OK, ctx, events, counts)
+            alert.state = Alert.State.OK
+            alert.history = 0
+            alert.since = None
+            alert.streak = 0
+            changed.append(alert)
+        for e in events:
+            e.text = "the rule was disabled"
+        Alert.objects.bulk_update(changed, UPDATED_FIELDS)
+        AlertEvent.objects.bulk_create(events)
+        closed = len(changed)
+    return closed
+
+
 UPDATED_FIELDS = [
     "state",
     "since",

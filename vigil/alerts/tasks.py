@@ -11,7 +11,7 @@ import numpy as np
 from django.utils import timezone
 
 from vigil.alerts import dispatch
-from vigil.alerts.engine import Context, evaluate_rule
+from vigil.alerts.engine import Context, close_disabled, evaluate_rule
 from vigil.alerts.models import Rule
 from vigil.alerts.outages import evaluate_locations
 from vigil.metrics import locks
@@ -64,5 +64,6 @@ def _evaluate_all(now: datetime) -> dict[str, int]:
             continue
         totals.update({k: v for k, v in counts.items() if v})
         totals["rules"] += 1
+    totals["closed"] += close_disabled(ctx)
     totals.update({f"sent_{k}": v for k, v in dispatch.run(now).items()})
     return dict(totals)

@@ -311,3 +311,16 @@ def test_a_new_server_is_down_only_after_its_grace_period(settings):
     assert Server.objects.get(pk=s.pk).status == Server.Status.NEW
     update_up(T0 + 3700)
     assert Server.objects.get(pk=s.pk).status == Server.Status.DOWN
+
+
+def test_disabling_a_rule_resolves_its_alerts():
+    rule = cpu_rule()
+    a = make_server("a")
+    cpu([a], T0, 95)
+    evaluate_alerts(T0)
+    evaluate_alerts(T0 + 60)
+    Rule.objects.filter(pk=rule.pk).update(enabled=False)
+    evaluate_alerts(T0 + 90)
+    evaluate_alerts(T0 + 130)
+    assert sent() == [("firing", ["a"]), ("resolved", ["a"])]
+    assert AlertEvent.objects.filter(kind="resolved").get().text == "the rule was disabled"
