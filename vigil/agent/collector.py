@@ -107,6 +107,11 @@ class Collector:
 
     def _cpu(self, ts: int, out: list[Series]) -> None:
         out.append(series("cpu_usage_percent", ts, psutil.cpu_percent(interval=None)))
+        # Logical CPUs, as the kernel's load average counts them: rules divide
+        # load1 by it. None when the platform cannot tell; then it is left out.
+        cores = os.cpu_count()
+        if cores:
+            out.append(series("cpu_cores", ts, cores))
 
     def _memory(self, ts: int, out: list[Series]) -> None:
         memory = psutil.virtual_memory()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from vigil.agent.collector import Collector
 NOW = 1_732_500_000.7
 CANONICAL = {
     "cpu_usage_percent": (),
+    "cpu_cores": (),
     "memory_used_percent": (),
     "memory_available_bytes": (),
     "swap_used_percent": (),
@@ -68,6 +70,23 @@ def test_it_emits_every_canonical_metric_with_sane_values_on_this_machine() -> N
     assert free["/"] == pytest.approx(psutil.disk_usage("/").free, rel=0.05)
     memory = metrics["memory_available_bytes"][0]["points"][0][1]
     assert 0 < memory <= psutil.virtual_memory().total
+
+
+def test_it_counts_the_logical_cpus_for_load_per_core() -> None:
+    metrics = by_metric(Collector().collect(NOW))
+    (cores,) = metrics["cpu_cores"]
+    assert cores["labels"] == {}
+    assert cores["points"] == [[1_732_500_000, os.cpu_count()]]
+    assert cores["points"][0][1] == psutil.cpu_count(logical=True)
+
+
+def test_it_leaves_cpu_cores_out_when_the_platform_cannot_count_the_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    metrics = by_metric(Collector().collect(NOW))
+    assert "cpu_cores" not in metrics
+    assert "cpu_usage_percent" in metrics
 
 
 def test_it_emits_no_rates_on_the_first_collection() -> None:

@@ -18,6 +18,12 @@ reading are milliseconds apart and may fall on both sides of a second. With
 an interval of 3 s or more, siblings one second apart are taken as one
 reading, stamped with the later second; with shorter intervals only equal
 seconds match, because the neighbouring second holds another reading.
+
+cpu_cores (for rules on load per core) is the number of CPUs in a complete
+CPU reading when the cpu plugin reports per CPU (`ReportByCpu true`, the
+default), or collectd's own count (`cpu/count`, `ReportNumCpu true`). With
+aggregated values and no count there is none, so rules on load per core
+never fire for that server.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ DIRECT = {
     "load/load.shortterm": ("load1", None, None),
     "load/load.midterm": ("load5", None, None),
     "load/load.longterm": ("load15", None, None),
+    # The cpu plugin's `ReportNumCpu true`: the number of CPUs, also when aggregated.
+    "cpu/count": ("cpu_cores", None, None),
     "disk/disk_octets.read": ("disk_read_bytes_per_second", "device", None),
     "disk/disk_octets.write": ("disk_write_bytes_per_second", "device", None),
     "interface/if_octets.rx": ("network_receive_bytes_per_second", "interface", None),
@@ -119,6 +127,17 @@ def _state(metric: str) -> str:
     return metric.rsplit("-", 1)[1] if "-" in metric else ""
 
 
+def _cpu_cores(reading: Reading) -> Output:
+    """With ReportByCpu (the default) the CPUs of a complete reading, counted by
+    plugin instance; aggregated values (no instance) do not say how many there are.
+
+    A reading, not a request: write_http may send one CPU's values in one
+    request and the next CPU's in another.
+    """
+    cpus = {instance for (_, labels) in reading if (instance := _labels_value(labels, "instance"))}
+    return [("cpu_cores", (), float(len(cpus)))] if cpus else []
+
+
 def _cpu_usage(_key: str, reading: Reading) -> Output:
     """Busy share of all CPUs: from jiffies rates or from per-state percentages alike."""
     total = busy = 0.0
@@ -126,15 +145,16 @@ def _cpu_usage(_key: str, reading: Reading) -> Output:
         total += value
         if _state(metric) not in CPU_IDLE_STATES:
             busy += value
-    if total <= 0:
-        return []
-    return [("cpu_usage_percent", (), _clamp(100.0 * busy / total))]
+    out = _cpu_cores(reading)
+    if total > 0:
+        out.append(("cpu_usage_percent", (), _clamp(100.0 * busy / total)))
+    return out
 
 
 def _cpu_active(_key: str, reading: Reading) -> Output:
     """ReportByState false: one `active` percentage per CPU (or for all)."""
     values = list(reading.values())
-    return [("cpu_usage_percent", (), _clamp(sum(values) / len(values)))]
+    return [("cpu_usage_percent", (), _clamp(sum(values) / len(values))), *_cpu_cores(reading)]
 
 
 def _memory(absolute: bool) -> Callable[[str, Reading], Output]:

@@ -7,6 +7,9 @@ disk or network figures: rates need two readings.
 
 - cpu_usage_percent = 100 * (1 - idle / all modes), the rates of
   node_cpu_seconds_total summed over every CPU.
+- cpu_cores = the number of distinct `cpu` label values of
+  node_cpu_seconds_total at a timestamp (node_exporter lists the online
+  logical CPUs), for rules on load per core.
 - memory_used_percent = 100 * (1 - MemAvailable / MemTotal);
   memory_available_bytes = MemAvailable.
 - swap_used_percent = 100 * (SwapTotal - SwapFree) / SwapTotal (0 without swap).
@@ -103,12 +106,17 @@ class _Server:
     def _cpu(self, out: list[SeriesPoints]) -> None:
         idle: Values = defaultdict(float)
         total: Values = defaultdict(float)
+        cpus: dict[int, set[str]] = defaultdict(set)
         for sp in self.by_metric.get(CPU, ()):
-            is_idle = dict(sp.labels).get("mode") == "idle"
+            labels = dict(sp.labels)
+            is_idle = labels.get("mode") == "idle"
+            cpu = labels.get("cpu")
             for ts, rate in zip(sp.timestamps, sp.values, strict=True):
                 total[ts] += rate
                 if is_idle:
                     idle[ts] += rate
+                if cpu:
+                    cpus[ts].add(cpu)
         usage = {
             ts: _percent(all_modes - idle[ts], all_modes)
             for ts, all_modes in total.items()
@@ -116,6 +124,9 @@ class _Server:
         }
         if usage:
             out.append(_series(self.host, "cpu_usage_percent", (), usage))
+        if cpus:
+            cores = {ts: float(len(names)) for ts, names in cpus.items()}
+            out.append(_series(self.host, "cpu_cores", (), cores))
 
     def _memory(self, out: list[SeriesPoints]) -> None:
         available, total = self.one(MEM_AVAILABLE), self.one(MEM_TOTAL)

@@ -102,6 +102,8 @@ _MAP: dict[str, tuple[str, Labeller, Callable[[float], float] | None]] = {
     "system.load1": ("load1", _no_labels, None),
     "system.load5": ("load5", _no_labels, None),
     "system.load15": ("load15", _no_labels, None),
+    # The logical CPUs (gopsutil's cpu.Counts(true)), for rules on load per core.
+    "system.n_cpus": ("cpu_cores", _no_labels, None),
 }
 
 

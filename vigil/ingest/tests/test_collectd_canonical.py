@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import orjson
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from vigil.ingest import writer
 from vigil.ingest.canonical.collectd import derive, mountpoint
 from vigil.ingest.parsers.collectd_json import parse
-from vigil.metrics.models import Sample
+from vigil.metrics.models import Sample, Series
 
 T = 1_790_000_000
 NOW = T + 3600
@@ -90,6 +91,7 @@ CANONICAL = (
     "swap_used_percent",
     "filesystem_used_percent",
     "filesystem_free_bytes",
+    "cpu_cores",
 )
 
 
@@ -317,6 +319,68 @@ def test_rates_sent_by_collectd_with_store_rates_on_are_used_as_they_are():
     send(*jiffies(T + 10, {("0", "user"): 25, ("0", "idle"): 75}), store_rates=True)
     assert stored("cpu/cpu-user", instance="0") == [(T + 10, 25.0)]
     assert stored("cpu_usage_percent") == [(T + 10, 25.0)]
+
+
+def per_cpu_jiffies(cpus: str) -> Callable[[float, int], list[dict]]:
+    return lambda t, step: jiffies(t, {(c, s): 1000 + 10 * step for c in cpus for s in STATES})
+
+
+def per_cpu_percents(cpus: str) -> Callable[[float, int], list[dict]]:
+    return lambda t, step: [
+        vl("cpu", "percent", s, 20.0, t, instance=c) for c in cpus for s in ("user", "idle")
+    ]
+
+
+def per_cpu_active(cpus: str) -> Callable[[float, int], list[dict]]:
+    return lambda t, step: [vl("cpu", "percent", "active", 25.0, t, instance=c) for c in cpus]
+
+
+def aggregated_percents(t: float, step: int) -> list[dict]:
+    return [vl("cpu", "percent", s, 50.0, t) for s in ("user", "system", "idle")]
+
+
+def aggregated_active(t: float, step: int) -> list[dict]:
+    return [vl("cpu", "percent", "active", 50.0, t)]
+
+
+@pytest.mark.parametrize(
+    ("reading", "cores"),
+    [
+        (per_cpu_jiffies("0"), [(T + 10, 1.0)]),
+        (per_cpu_jiffies("0123"), [(T + 10, 4.0)]),
+        (per_cpu_percents("01"), [(T + 10, 2.0)]),
+        (per_cpu_active("012"), [(T + 10, 3.0)]),
+        # ReportByCpu false: the values do not say how many CPUs there are.
+        (aggregated_percents, []),
+        (aggregated_active, []),
+    ],
+    ids=["jiffies-1", "jiffies-4", "percent-2", "active-3", "aggregated", "aggregated-active"],
+)
+def test_cpu_cores_counts_the_cpus_of_a_complete_reading_split_over_requests(reading, cores):
+    send(*reading(T, 0))
+    lists = reading(T + 10, 1)
+    half = (len(lists) + 1) // 2
+    send(*lists[:half])
+    # Half the CPUs of a reading are not the machine's CPUs: nothing yet.
+    assert stored("cpu_cores") == []
+    send(*lists[half:])
+    assert stored("cpu_cores") == cores
+    # The reading was complete: the aggregated ones give CPU usage, just no cores.
+    assert [ts for ts, _ in stored("cpu_usage_percent")] == [T + 10]
+
+
+def test_cpu_cores_comes_from_collectds_own_count_also_when_cpus_are_aggregated():
+    """`ReportNumCpu true` sends `cpu/count`, a gauge that needs no sibling."""
+    send(vl("cpu", "count", "", 8, T), *aggregated_percents(T, 0))
+    assert stored("cpu_cores") == [(T, 8.0)]
+    assert stored("cpu/count") == [(T, 8.0)]
+
+
+def test_a_cpu_count_and_per_cpu_values_agree_in_one_cpu_cores_series():
+    send(*per_cpu_percents("01")(T, 0), vl("cpu", "count", "", 2, T))
+    send(*per_cpu_percents("01")(T + 10, 1), vl("cpu", "count", "", 2, T + 10))
+    assert stored("cpu_cores") == [(T, 2.0), (T + 10, 2.0)]
+    assert Series.objects.filter(metric="cpu_cores").count() == 1
 
 
 def test_the_queries_of_the_mapping_do_not_grow_with_the_number_of_cpus():

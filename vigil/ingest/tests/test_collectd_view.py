@@ -109,6 +109,31 @@ def test_real_bodies_of_other_configurations_give_the_canonical_metrics(
     assert all(v <= 100 for v in next(iter(series("cpu_usage_percent").values())))
 
 
+@pytest.mark.parametrize(
+    ("scenario", "query", "cores"),
+    [
+        # The machine that produced the fixtures has 2 CPUs (see their collectd.conf).
+        ("default", "", {2.0}),
+        ("store-rates", "?store_rates=true", {2.0}),
+        ("percent", "", {2.0}),
+        ("active", "", {2.0}),
+        ("num-cpu", "", {2.0}),  # aggregated, with ReportNumCpu true
+        ("aggregated", "", None),  # aggregated without a count: no cores, no per-core rule
+    ],
+)
+def test_real_bodies_give_cpu_cores_where_collectd_tells_the_cpus(client, scenario, query, cores):
+    token = make_token()
+    for raw in replay(scenario):
+        assert post(client, raw, bearer(token), URL + query).status_code == 204
+    found = series("cpu_cores")
+    if cores is None:
+        assert found == {}
+        assert series("cpu_usage_percent")  # the CPU readings themselves were complete
+    else:
+        # Never a partial count, although write_http split CPUs over requests.
+        assert list(found) == [()] and set(found[()]) == cores
+
+
 def test_store_rates_on_stores_the_rates_collectd_computed(client):
     token = make_token()
     t = now() - 1.5

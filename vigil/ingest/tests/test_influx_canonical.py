@@ -51,12 +51,32 @@ def test_memory_and_swap_come_from_used_percent_and_available():
     }
 
 
-def test_load_comes_from_system_and_its_string_field_is_skipped():
+def test_load_and_cpu_cores_come_from_system_and_its_string_field_is_skipped():
     assert canonical(fixture("system")) == {
         ("load1", ()): [(1483964144, 3.72)],
         ("load5", ()): [(1483964144, 2.4)],
         ("load15", ()): [(1483964144, 2.1)],
+        ("cpu_cores", ()): [(1483964144, 4.0)],
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "cores"),
+    [
+        ("system,host=h n_cpus=1i", [(NOW, 1.0)]),
+        ("system,host=h load1=0.5,n_cpus=64i,n_users=2i", [(NOW, 64.0)]),
+        # A float is what a processor or another client may send: still a count.
+        ("system,host=h n_cpus=8", [(NOW, 8.0)]),
+        # Global tags stay on the native series only: one cpu_cores per server.
+        ("system,dc=par1,host=h n_cpus=2i", [(NOW, 2.0)]),
+        ("system,host=h load1=0.5,load5=0.25,load15=0.1", None),
+        ("cpu,cpu=cpu-total,host=h n_cpus=2i", None),
+        ("kernel,host=h n_cpus=2i", None),
+    ],
+    ids=["one", "with-load", "float", "global-tag", "no-field", "cpu-measurement", "kernel"],
+)
+def test_cpu_cores_is_the_n_cpus_field_of_system(body, cores):
+    assert canonical(body).get(("cpu_cores", ())) == cores
 
 
 def test_filesystems_use_path_as_mountpoint_and_skip_pseudo_file_systems():

@@ -295,6 +295,7 @@ def test_telegraf_default_inputs_give_the_canonical_metrics(client):
     assert stored("load1") == [(1483964144, 3.72)]
     assert stored("load5") == [(1483964144, 2.4)]
     assert stored("load15") == [(1483964144, 2.1)]
+    assert stored("cpu_cores") == [(1483964144, 4.0)]
     # Counters give rates from the second reading on.
     assert stored("net.bytes_recv") == []
     assert stored("network_receive_bytes_per_second") == []

@@ -11,7 +11,7 @@ from vigil.ingest import writer
 from vigil.ingest.canonical import node_exporter
 from vigil.ingest.parsers.base import GAUGE, SeriesPoints
 from vigil.ingest.parsers.prometheus_text import parse
-from vigil.metrics.models import Sample
+from vigil.metrics.models import Sample, Series
 from vigil.testing import make_server
 
 T = 1_790_000_000
@@ -30,6 +30,7 @@ CANONICAL = {
     "load1",
     "load5",
     "load15",
+    "cpu_cores",
 }
 
 
@@ -53,7 +54,57 @@ def test_cpu_usage_is_the_share_of_non_idle_time_over_all_cpus():
         sp("node_cpu_seconds_total", rate, cpu=cpu, mode=mode)
         for (cpu, mode), rate in rates.items()
     ]
-    assert derived(items) == {("cpu_usage_percent", ()): 30.0}
+    assert derived(items) == {("cpu_usage_percent", ()): 30.0, ("cpu_cores", ()): 2.0}
+
+
+def cpu_seconds(cpus: tuple[str, ...], modes=("idle", "user", "system")):
+    return [sp("node_cpu_seconds_total", 0.1, cpu=cpu, mode=mode) for cpu in cpus for mode in modes]
+
+
+def fixture_cpus(name: str) -> set[str]:
+    """The `cpu` labels of node_cpu_seconds_total in a saved page, read without our parser."""
+    lines = (FIXTURES / f"node_exporter_1.5.0_{name}.txt").read_text().splitlines()
+    return {
+        line.split('cpu="', 1)[1].split('"', 1)[0]
+        for line in lines
+        if line.startswith("node_cpu_seconds_total{")
+    }
+
+
+FIXTURE_CPUS = fixture_cpus("a")
+
+
+@pytest.mark.parametrize(
+    ("items", "cores"),
+    [
+        (cpu_seconds(("0",)), 1.0),
+        (cpu_seconds(("0", "1", "2", "3")), 4.0),
+        # CPU 1 offline: node_exporter lists the online ones, numbered with a gap.
+        (cpu_seconds(("0", "2", "3")), 3.0),
+        # Every mode of a CPU is one CPU; a CPU with one mode left still counts.
+        (cpu_seconds(("0", "1"), modes=("idle",)) + cpu_seconds(("2",), modes=("user",)), 3.0),
+        # The page of a real node_exporter, with the rates the writer would give.
+        ([sp("node_cpu_seconds_total", 0.5, cpu=c, mode="idle") for c in FIXTURE_CPUS], 2.0),
+        ([sp("node_cpu_seconds_total", 0.5, mode="idle")], None),  # no cpu label: not a CPU
+        ([sp("node_load1", 0.5)], None),
+        ([sp("node_cpu_guest_seconds_total", 0.5, cpu="0", mode="user")], None),
+    ],
+    ids=["one", "four", "gap", "partial-modes", "fixture", "no-cpu-label", "no-cpu-series",
+         "guest-seconds"],
+)  # fmt: skip
+def test_cpu_cores_counts_the_distinct_cpus_of_a_scrape(items, cores):
+    assert derived(items).get(("cpu_cores", ())) == cores
+
+
+def test_cpu_cores_is_counted_at_each_timestamp_of_a_push():
+    items = [
+        (1, SeriesPoints("h", "node_cpu_seconds_total", (("cpu", "0"), ("mode", "idle")),
+                         [T, T + 10], [0.5, 0.5])),
+        (1, SeriesPoints("h", "node_cpu_seconds_total", (("cpu", "1"), ("mode", "idle")),
+                         [T], [0.5])),
+    ]  # fmt: skip
+    (cores,) = [s for _, s in node_exporter.derive(items, None) if s.metric == "cpu_cores"]
+    assert (cores.labels, cores.timestamps, cores.values) == ((), [T, T + 10], [2.0, 1.0])
 
 
 def test_memory_and_swap_percentages():
@@ -167,6 +218,11 @@ def test_two_real_scrapes_through_the_writer_give_every_canonical_metric():
     assert stored[("cpu_usage_percent", ())][0] == T + 2
     assert 0 <= stored[("cpu_usage_percent", ())][1] <= 100
     assert 0 <= stored[("filesystem_used_percent", (("mountpoint", "/"),))][1] <= 100
+    # Counted from the rates, so from the second scrape on too: the page's two CPUs.
+    assert stored[("cpu_cores", ())] == (T + 2, float(len(FIXTURE_CPUS))) == (T + 2, 2.0)
+    # The alert engine reads the newest value kept on the series.
+    cores = Series.objects.get(server=server, metric="cpu_cores")
+    assert (cores.labels, cores.last_value) == ({}, 2.0)
     # The native counters are stored as rates too, under their own names.
     idle = Sample.objects.get(
         series__server=server,
