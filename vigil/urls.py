@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from vigil.api import alerts as api_alerts
 from vigil.api import views as api
 from vigil.ingest import views as ingest
 from vigil.ingest import views_collectd, views_prometheus
 from vigil.ingest import views_influx as influx
 from vigil.scrape import views as scrape
+from vigil.web import alerts as web_alerts
 from vigil.web import views as web
 
 urlpatterns = [
@@ -21,6 +23,16 @@ urlpatterns = [
         scrape.remove_target,
         name="scrape-target-remove",
     ),
+    path("alerts/", web_alerts.alerts_page, name="alerts"),
+    path("alerts/<int:pk>/acknowledge", web_alerts.acknowledge, name="alert-acknowledge"),
+    path("alerts/silences/", web_alerts.silences, name="silences"),
+    path("alerts/silences/new", web_alerts.silence_new, name="silence-new"),
+    path("alerts/silences/<int:pk>/expire", web_alerts.silence_expire, name="silence-expire"),
+    path("alerts/rules/", web_alerts.rules, name="rules"),
+    path("alerts/rules/new", web_alerts.rule_edit, name="rule-new"),
+    path("alerts/rules/backtest", web_alerts.rule_backtest, name="rule-backtest"),
+    path("alerts/rules/<int:pk>/", web_alerts.rule_edit, name="rule"),
+    path("alerts/rules/<int:pk>/enabled", web_alerts.rule_enable, name="rule-enable"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -35,6 +47,19 @@ urlpatterns = [
     ),
     path("api/v1/query", api.query_view, name="api-query"),
     path("api/v1/servers", api.servers_view, name="api-servers"),
+    path("api/v1/rules", api_alerts.rules, name="api-rules"),
+    path("api/v1/rules/backtest", api_alerts.rule_backtest, name="api-rule-backtest"),
+    path("api/v1/rules/<int:pk>", api_alerts.rule_detail, name="api-rule"),
+    path("api/v1/alerts", api_alerts.alerts, name="api-alerts"),
+    path("api/v1/alerts/<int:pk>", api_alerts.alert_detail, name="api-alert"),
+    path(
+        "api/v1/alerts/<int:pk>/acknowledge",
+        api_alerts.alert_acknowledge,
+        name="api-alert-acknowledge",
+    ),
+    path("api/v1/silences", api_alerts.silences, name="api-silences"),
+    path("api/v1/silences/<int:pk>", api_alerts.silence_detail, name="api-silence"),
+    path("api/v1/notifications", api_alerts.notifications, name="api-notifications"),
     path("write", influx.write, name="influx-write"),
     path("query", influx.query, name="influx-query"),
     path("ping", influx.ping, name="influx-ping"),

@@ -159,7 +159,10 @@ def run(now: datetime) -> dict[str, int]:
             Notification.Kind.GONE,
             Notification.Kind.FLAPPING,
         ):
-            due = [a for a in owing if a.owes == kind and a.changed_at <= now - wait]
+            # A flapping alert changes at every evaluation: waiting for a quiet
+            # moment would say "flapping" only once it had stopped.
+            held = timedelta(0) if kind == Notification.Kind.FLAPPING else wait
+            due = [a for a in owing if a.owes == kind and a.changed_at <= now - held]
             if kind != Notification.Kind.RESOLVED:
                 # Nobody asked to hear about a muted alert's flapping or
                 # vanishing; a resolution of one they were told about, they did.

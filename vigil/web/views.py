@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from vigil.alerts.overview import server_alerts
 from vigil.servers.models import Server
 from vigil.servers.overview import grouped_by_location, server_rows
 
@@ -28,4 +29,5 @@ def server_list_fragment(request: HttpRequest) -> HttpResponse:
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(Server.objects.select_related("location"), pk=pk)
     (row,) = server_rows([server])
-    return render(request, "web/server.html", {"server": server, "row": row, "ranges": RANGES})
+    context = {"server": server, "row": row, "ranges": RANGES, "alerts": server_alerts(server)}
+    return render(request, "web/server.html", context)
