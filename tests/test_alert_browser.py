@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from vigil.testing import wait_for
+from vigil.testing import logged_in_page, wait_for
 
 pytestmark = pytest.mark.e2e
 EVIL = "<script>alert(1)</script>"
@@ -69,18 +69,8 @@ def seeded(vigil_server) -> dict:
 
 @pytest.fixture
 def page(browser, vigil_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.dialogs = dialogs
-    page.goto(vigil_server.url + "/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", vigil_server.admin_password)
-    page.click("button[type=submit]")
-    page.wait_for_url(vigil_server.url + "/")
-    yield page
-    context.close()
+    with logged_in_page(browser, vigil_server, height=900) as page:
+        yield page
 
 
 def test_an_operator_sees_acknowledges_silences_and_backtests_an_alert(

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from vigil.testing import wait_for
+from vigil.testing import logged_in_page, wait_for
 
 pytestmark = pytest.mark.e2e
 EVIL = "<script>alert(1)</script>"
@@ -14,18 +14,8 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture
 def page(browser, vigil_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.dialogs = dialogs
-    page.goto(vigil_server.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", vigil_server.admin_password)
-    page.click("button[type=submit]")
-    page.wait_for_url(vigil_server.url + "/")
-    yield page
-    context.close()
+    with logged_in_page(browser, vigil_server, height=1400) as page:
+        yield page
 
 
 def test_a_user_logs_in_and_sees_this_machine_live(page, vigil_server, output_dir):

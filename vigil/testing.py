@@ -279,3 +279,23 @@ def requires_celery_worker() -> list:
             reason="a worker process shares the test database on PostgreSQL only",
         ),
     ]
+
+
+@contextmanager
+def logged_in_page(browser, vigil_server, height: int = 1400):
+    """A page logged in as the admin of `vigil_server`; script dialogs are
+    dismissed and kept in `page.dialogs`, so a test can assert none opened."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.dialogs = dialogs
+    page.goto(vigil_server.url + "/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", vigil_server.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(vigil_server.url + "/")
+    try:
+        yield page
+    finally:
+        context.close()

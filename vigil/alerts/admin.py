@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from vigil.alerts.forms import RULE_GROUPS
 from vigil.alerts.models import Alert, AlertEvent, Notification, Rule, ServerGroup, Silence
 
 
@@ -19,27 +20,7 @@ class RuleAdmin(admin.ModelAdmin):
     search_fields = ["name", "metric"]
     readonly_fields = ["is_default", "last_evaluated", "last_error"]
     fieldsets = [
-        (None, {"fields": ["name", "enabled", "severity", "kind", "description"]}),
-        ("What", {"fields": ["metric", "matchers", "aggregation", "window_seconds", "per_core"]}),
-        (
-            "Where",
-            {"fields": ["scope", "location", "tag", "group", "server"]},
-        ),
-        (
-            "When",
-            {
-                "fields": [
-                    "operator",
-                    "threshold",
-                    "recovery_threshold",
-                    "forecast_seconds",
-                    "no_data_seconds",
-                    "for_seconds",
-                    "for_evaluations",
-                    "repeat_seconds",
-                ]
-            },
-        ),
+        *((title, {"fields": names}) for title, names in RULE_GROUPS),
         ("Status", {"fields": ["is_default", "last_evaluated", "last_error"]}),
     ]
 
