@@ -57,7 +57,20 @@ def flap_ratio(history: np.ndarray) -> np.ndarray:
 
 
 def evaluate_rule(rule: Rule, ctx: Context) -> dict[str, int]:
-    """One evaluation of `rule` at ctx.now; returns counts of what changed."""
+    """One evaluation of `rule` at ctx.now; returns counts of what changed.
+
+    The reading and computing happen outside the write transaction (on
+    SQLite a write transaction holds off ingest); the transaction then locks
+    the rule's row and checks again that no one evaluated it meanwhile."""
+    half = timedelta(seconds=settings.ALERT_EVALUATION_INTERVAL_SECONDS / 2)
+
+    def done(last) -> bool:
+        return last is not None and last > ctx.now - half
+
+    if done(Rule.objects.filter(pk=rule.pk).values_list("last_evaluated", flat=True).first()):
+        return {"skipped": 1}
+    targets = fetch.targets(rule)
+    measured = measure(rule, targets, ctx.ts, ctx.cores, ctx.down)
     with transaction.atomic():
         last = (
             # NO KEY: rows that refer to the rule (notifications queued by a
@@ -67,11 +80,8 @@ def evaluate_rule(rule: Rule, ctx: Context) -> dict[str, int]:
             .values_list("last_evaluated", flat=True)
             .first()
         )
-        half = timedelta(seconds=settings.ALERT_EVALUATION_INTERVAL_SECONDS / 2)
-        if last is not None and last > ctx.now - half:
+        if done(last):
             return {"skipped": 1}
-        targets = fetch.targets(rule)
-        measured = measure(rule, targets, ctx.ts, ctx.cores, ctx.down)
         counts = _apply(rule, ctx, targets, measured)
         Rule.objects.filter(pk=rule.pk).update(last_evaluated=ctx.now, last_error="")
     return counts
