@@ -193,6 +193,18 @@ def run(now: datetime) -> dict[str, int]:
     return dict(counts)
 
 
+def refresh_marks(now: datetime) -> None:
+    """Mark the live alerts silenced or not right away, so that the alerts
+    page shows a silence the moment it is made or ended, not at the next pass."""
+    with transaction.atomic():
+        live = list(
+            Alert.objects.select_for_update(of=("self",))
+            .exclude(state=Alert.State.OK)
+            .select_related("rule", "server__location", "location")
+        )
+        _mark(live, now)
+
+
 def _mark(live: list[Alert], now: datetime) -> None:
     """Refresh `silenced` and `suppressed` of the live alerts."""
     silences = active_silences(now)

@@ -12,7 +12,7 @@ from datetime import datetime
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
 
-from vigil.alerts.dispatch import active_silences, item, silence_matches
+from vigil.alerts.dispatch import active_silences, item, refresh_marks, silence_matches
 from vigil.alerts.models import Alert, AlertEvent, Rule, Silence
 from vigil.servers.models import Server
 
@@ -178,6 +178,7 @@ def expire(silence: Silence, now: datetime) -> bool:
     silence.starts_at = min(silence.starts_at, now)
     silence.ends_at = now
     silence.save(update_fields=["starts_at", "ends_at"])
+    refresh_marks(now)
     return True
 
 

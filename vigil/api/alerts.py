@@ -281,6 +281,7 @@ def silences(request: HttpRequest) -> HttpResponse:
         except ser.Invalid as exc:
             raise invalid(exc, "silence") from None
         _save(silence, "silence")
+        dispatch.refresh_marks(timezone.now())
         return answer(ser.silence_dict(silence, timezone.now()), 201)
     now = timezone.now()
     qs = Silence.objects.select_related("created_by").order_by("-starts_at", "-id")

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from vigil.alerts import overview
 from vigil.alerts.backtest import backtest
 from vigil.alerts.dispatch import acknowledge as acknowledge_alert
+from vigil.alerts.dispatch import refresh_marks
 from vigil.alerts.forms import BacktestForm, RuleForm, SilenceForm
 from vigil.alerts.models import Alert, Rule, Silence
 
@@ -82,6 +83,7 @@ def silence_new(request: HttpRequest) -> HttpResponse:
             silence = form.save(commit=False)
             silence.created_by = request.user
             silence.save()
+            refresh_marks(now)
             messages.success(request, f"Silence created: {silence}.")
             return redirect("silences")
     else:

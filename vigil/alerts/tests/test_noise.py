@@ -324,3 +324,17 @@ def test_disabling_a_rule_resolves_its_alerts():
     evaluate_alerts(T0 + 130)
     assert sent() == [("firing", ["a"]), ("resolved", ["a"])]
     assert AlertEvent.objects.filter(kind="resolved").get().text == "the rule was disabled"
+
+
+def test_a_silence_shows_on_its_alerts_as_soon_as_it_is_made_or_expired():
+    from vigil.alerts.overview import expire
+
+    cpu_rule()
+    a = make_server("a")
+    cpu([a], T0, 95)
+    evaluate_alerts(T0)
+    silence = Silence.objects.create(server=a, starts_at=at(T0), ends_at=at(T0 + 3600))
+    dispatch.refresh_marks(at(T0 + 5))
+    assert Alert.objects.get().silenced
+    assert expire(silence, at(T0 + 10))
+    assert not Alert.objects.get().silenced
