@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from vigil.api import alerts as api_alerts
+from vigil.api import openapi as api_openapi
 from vigil.api import views as api
 from vigil.ingest import views as ingest
 from vigil.ingest import views_collectd, views_prometheus
@@ -45,6 +46,7 @@ urlpatterns = [
         views_prometheus.ingest_prometheus,
         name="ingest-prometheus",
     ),
+    path("api/v1/openapi.json", api_openapi.schema_view, name="api-openapi"),
     path("api/v1/query", api.query_view, name="api-query"),
     path("api/v1/servers", api.servers_view, name="api-servers"),
     path("api/v1/rules", api_alerts.rules, name="api-rules"),
