@@ -16,5 +16,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigil.settings")
 app = Celery("vigil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["vigil.servers", "vigil.scrape", "vigil.metrics", "vigil.alerts"], related_name="celery_tasks"
+    ["vigil.servers", "vigil.scrape", "vigil.metrics", "vigil.alerts", "vigil.notify"],
+    related_name="celery_tasks",
 )

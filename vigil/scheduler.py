@@ -66,6 +66,7 @@ def default_jobs() -> list[Job]:
 
     from vigil.alerts import tasks as alert_tasks
     from vigil.metrics import tasks as metrics_tasks
+    from vigil.notify import tasks as notify_tasks
     from vigil.scrape import tasks as scrape_tasks
     from vigil.servers import tasks as server_tasks
 
@@ -77,6 +78,12 @@ def default_jobs() -> list[Job]:
             settings.ALERT_EVALUATION_INTERVAL_SECONDS,
             alert_tasks.evaluate_alerts,
         ),
+        Job(
+            "deliver_notifications",
+            settings.NOTIFY_TICK_SECONDS,
+            notify_tasks.deliver_notifications,
+        ),
+        Job("watchdog", settings.WATCHDOG_INTERVAL_SECONDS, notify_tasks.watchdog_ping),
         # SQLite only (a no-op elsewhere); Celery deployments run PostgreSQL.
         Job("checkpoint_wal", 1.0, metrics_tasks.checkpoint_wal),
     ]

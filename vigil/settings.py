@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "vigil.web",
     "vigil.scrape",
     "vigil.alerts",
+    "vigil.notify",
 ]
 
 MIDDLEWARE = [
@@ -236,6 +237,25 @@ ALERT_LOCATION_OUTAGE_MIN_SERVERS = envint("VIGIL_ALERT_LOCATION_OUTAGE_MIN_SERV
 # A server created but never heard from is "new" this long, then down.
 SERVER_NEW_GRACE_SECONDS = envint("VIGIL_SERVER_NEW_GRACE_SECONDS", 3600)
 
+# Notifications (vigil.notify; docs/channels.md).
+# The address of this Vigil as people reach it, for links in notifications.
+BASE_URL = os.environ.get("VIGIL_BASE_URL", "http://127.0.0.1:8000")
+# SMTP server: smtp://user:password@host:587 (STARTTLS), smtps://...:465
+# (implicit TLS), smtp://host:25 (plain); ?from=vigil@example.com sets the sender.
+EMAIL_URL = os.environ.get("VIGIL_EMAIL_URL", "")
+NOTIFY_TICK_SECONDS = float(os.environ.get("VIGIL_NOTIFY_TICK_SECONDS", "2"))
+NOTIFY_MAX_ATTEMPTS = envint("VIGIL_NOTIFY_MAX_ATTEMPTS", 8)
+NOTIFY_RETRY_BASE_SECONDS = envint("VIGIL_NOTIFY_RETRY_BASE_SECONDS", 10)
+NOTIFY_RETRY_MAX_SECONDS = envint("VIGIL_NOTIFY_RETRY_MAX_SECONDS", 3600)
+# The SSRF guard: webhooks, Slack, PagerDuty, Opsgenie and SMS may not reach
+# loopback, private or link-local addresses unless allowed here.
+NOTIFY_ALLOWED_NETWORKS = os.environ.get("VIGIL_NOTIFY_ALLOWED_NETWORKS", "")
+NOTIFY_ALLOW_PRIVATE = envbool("VIGIL_NOTIFY_ALLOW_PRIVATE", "false")
+# A dead man's switch (a Healthchecks.io-style ping URL), pinged every
+# WATCHDOG_INTERVAL_SECONDS while the scheduler and the alert engine are healthy.
+WATCHDOG_URL = os.environ.get("VIGIL_WATCHDOG_URL", "")
+WATCHDOG_INTERVAL_SECONDS = envint("VIGIL_WATCHDOG_INTERVAL_SECONDS", 60)
+
 # Celery: unset broker means the embedded scheduler of `vigil run`.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or (
@@ -248,6 +268,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vigil.metrics.maintain_history",
         "schedule": float(HISTORY_INTERVAL_SECONDS),
         "options": {"expires": HISTORY_INTERVAL_SECONDS * 2},
+    },
+    "deliver-notifications": {
+        "task": "vigil.notify.deliver_due",
+        "schedule": NOTIFY_TICK_SECONDS,
+        "options": {"expires": 30},
+    },
+    "watchdog": {
+        "task": "vigil.notify.watchdog",
+        "schedule": float(WATCHDOG_INTERVAL_SECONDS),
+        "options": {"expires": WATCHDOG_INTERVAL_SECONDS},
     },
     "evaluate-alerts": {
         "task": "vigil.alerts.evaluate_alerts",

@@ -389,11 +389,17 @@ class Notification(models.Model):
     # alert's stable key (PagerDuty dedup_key, Opsgenie alias).
     items = models.JSONField(default=list)
     created = models.DateTimeField(default=timezone.now)
+    # Set once its deliveries exist (vigil.notify routes it), and once every
+    # delivery has ended, sent or failed.
+    routed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["delivered_at", "created"], name="notification_queue")]
+        indexes = [
+            models.Index(fields=["delivered_at", "created"], name="notification_queue"),
+            models.Index(fields=["routed_at"], name="notification_unrouted"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -34,10 +34,13 @@ def test_it_runs_the_same_tasks_that_celery_beat_schedules():
         "vigil.metrics.tasks.maintain_history",
         "vigil.metrics.tasks.checkpoint_wal",
         "vigil.alerts.tasks.evaluate_alerts",
+        "vigil.notify.tasks.deliver_notifications",
+        "vigil.notify.tasks.watchdog_ping",
     }
     assert {app.tasks[name].run.__module__ for name in beat_tasks} == {
         "vigil.servers.celery_tasks",
         "vigil.scrape.celery_tasks",
         "vigil.metrics.celery_tasks",
         "vigil.alerts.celery_tasks",
+        "vigil.notify.celery_tasks",
     }
