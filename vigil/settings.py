@@ -243,6 +243,9 @@ BASE_URL = os.environ.get("VIGIL_BASE_URL", "http://127.0.0.1:8000")
 # SMTP server: smtp://user:password@host:587 (STARTTLS), smtps://...:465
 # (implicit TLS), smtp://host:25 (plain); ?from=vigil@example.com sets the sender.
 EMAIL_URL = os.environ.get("VIGIL_EMAIL_URL", "")
+# A PEM file of CA certificates trusted for the SMTP server's TLS, in addition
+# to the system's (a private CA); verification itself is never turned off.
+EMAIL_CA_FILE = os.environ.get("VIGIL_EMAIL_CA_FILE", "")
 NOTIFY_TICK_SECONDS = float(os.environ.get("VIGIL_NOTIFY_TICK_SECONDS", "2"))
 NOTIFY_MAX_ATTEMPTS = envint("VIGIL_NOTIFY_MAX_ATTEMPTS", 8)
 NOTIFY_RETRY_BASE_SECONDS = envint("VIGIL_NOTIFY_RETRY_BASE_SECONDS", 10)
