@@ -107,14 +107,21 @@ class HttpTransport(Transport):
 
     timeout: ClassVar[float] = 10.0
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        content_type: str = "application/json",
+    ) -> Sent:
+        """POST `body` (JSON unless `content_type` says otherwise, e.g. a form)."""
         allowed = _allowed_networks()
         try:
             response = http.request(
                 "POST",
                 url,
                 body=body,
-                headers={"Content-Type": "application/json", **headers},
+                headers={"Content-Type": content_type, **headers},
                 timeout=self.timeout,
                 max_bytes=1024 * 1024,
                 allowed_networks=allowed,
