@@ -81,6 +81,7 @@ def item(alert: Alert) -> dict:
         # Stable for one firing of one alert: PagerDuty's dedup_key, Opsgenie's alias.
         "key": f"vigil-{alert.pk}-{fired}",
         "rule": rule.name,
+        "metric": rule.metric,
         "severity": rule.severity,
         "server": values["server"],
         "location": values["location"],
@@ -209,7 +210,7 @@ def _mark(live: list[Alert], now: datetime) -> None:
     """Refresh `silenced` and `suppressed` of the live alerts."""
     silences = active_silences(now)
     tags = _tags(live) if any(s.tag_id for s in silences) else {}
-    out = locations_out()
+    out = locations_out(now)
     down = set(
         Server.objects.filter(
             pk__in={a.server_id for a in live if a.server_id}, status=Server.Status.DOWN

@@ -24,6 +24,7 @@ from vigil.alerts import evaluate as ev
 from vigil.alerts import fetch
 from vigil.alerts.conditions import measure
 from vigil.alerts.models import Alert, AlertEvent, Rule, Silence
+from vigil.metrics.models import Sample
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def _apply(rule: Rule, ctx: Context, targets: fetch.Targets, m) -> dict[str, int
         rows[alert.series_id] = alert
     gone_after = settings.ALERT_SERIES_GONE_AFTER_SECONDS
     down = set(ctx.down.tolist())
+    interrupted = _interrupted_since(ctx.ts - gone_after)
     for i in sorted(touched):
         sid = int(targets.ids[i])
         alert = rows.get(sid)
@@ -148,10 +150,12 @@ def _apply(rule: Rule, ctx: Context, targets: fetch.Targets, m) -> dict[str, int
         # A series that stopped while its server kept reporting (an unmounted
         # file system) is said to be gone once, not "no data" forever.
         age = ctx.ts - targets.last_ts[i]
+        server_id = int(targets.server_ids[i])
         vanished = (
             not age <= gone_after
             and (np.isnan(value) or rule.kind == Rule.Kind.NO_DATA)
-            and int(targets.server_ids[i]) not in down
+            and server_id not in down
+            and server_id not in interrupted(server_id)
         )
         old, new = alert.state, int(step.states.code[i])
         if old == Alert.State.GONE:
@@ -210,6 +214,24 @@ def close_disabled(ctx: Context) -> int:
         AlertEvent.objects.bulk_create(events)
         closed = len(changed)
     return closed
+
+
+def _interrupted_since(since: int):
+    """A lookup of servers that were down at some time since `since` (their
+    `up` series holds a 0): an agent back from an outage sends its spool
+    oldest first, and its series are late, not gone. One query per server
+    asked about, and only series that look gone are asked about."""
+    cache: dict[int, set[int]] = {}
+
+    def lookup(server_id: int) -> set[int]:
+        if server_id not in cache:
+            was_down = Sample.objects.filter(
+                series__metric="up", series__server_id=server_id, ts__gte=since, value__lt=1
+            ).exists()
+            cache[server_id] = {server_id} if was_down else set()
+        return cache[server_id]
+
+    return lookup
 
 
 UPDATED_FIELDS = [

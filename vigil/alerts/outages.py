@@ -11,6 +11,7 @@ per-server host-down alerts of a location whose outage is pending or firing.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -83,12 +84,22 @@ def evaluate_locations(rule: Rule, ctx: Context) -> dict[str, int]:
     return counts
 
 
-def locations_out() -> set[int]:
-    """Locations whose outage alert is pending or firing."""
+def locations_out(now: datetime) -> set[int]:
+    """Locations whose outage alert is pending or firing, or resolved so
+    recently that servers still booting there are not paged one by one:
+    a server still down after the host-down rule's hold time pages alone."""
+    from django.db.models import Q
+
+    wait = settings.ALERT_GROUP_WAIT_SECONDS
+    recent = Q()
+    for rule_id, hold in Rule.objects.filter(kind=Rule.Kind.HOST_DOWN).values_list(
+        "pk", "for_seconds"
+    ):
+        cutoff = now - timedelta(seconds=wait + hold)
+        recent |= Q(rule_id=rule_id, state=Alert.State.OK, resolved_at__gte=cutoff)
+    live = Q(state__in=[Alert.State.PENDING, Alert.State.FIRING])
     return set(
-        Alert.objects.filter(
-            series__isnull=True,
-            location__isnull=False,
-            state__in=[Alert.State.PENDING, Alert.State.FIRING],
-        ).values_list("location_id", flat=True)
+        Alert.objects.filter(series__isnull=True, location__isnull=False)
+        .filter(live | recent if recent else live)
+        .values_list("location_id", flat=True)
     )
