@@ -105,3 +105,39 @@ def test_two_workers_evaluating_alerts_at_once_fire_and_notify_each_alert_once(w
     firing = Notification.objects.filter(kind="firing")
     assert firing.count() == 6
     assert sorted(len(n.items) for n in firing) == [20] * 6
+
+
+def test_two_workers_given_one_delivery_many_times_send_it_once(transactional_db, settings):
+    from vigil.alerts.models import Notification, Rule
+    from vigil.notify.celery_tasks import deliver, deliver_due
+    from vigil.notify.models import Channel, Delivery, Route
+    from vigil.notify.tests import receivers
+    from vigil.notify.tests.samples import WEBHOOK_SECRET, channel_settings
+
+    settings.NOTIFY_ALLOWED_NETWORKS = "127.0.0.0/8"
+    rule = Rule.objects.create(name="cpu", metric="cpu_usage_percent", threshold=90)
+    with (
+        receivers.running(receivers.Webhook(WEBHOOK_SECRET)) as hook,
+        celery_worker(connection.settings_dict, VIGIL_NOTIFY_ALLOWED_NETWORKS="127.0.0.0/8"),
+    ):
+        config, secrets = channel_settings("webhook", hook.url)
+        channel = Channel.objects.create(
+            name="hook", kind="webhook", config=config, secrets=secrets
+        )
+        Route.objects.create(name="all", is_default=True).channels.add(channel)
+        for k in range(5):
+            Notification.objects.create(kind="firing", rule=rule, severity="warning", title=f"n{k}")
+        # The beat task routes and hands each delivery to its own task; the
+        # same deliveries are also handed out again, several times, at once.
+        deliver_due.delay().get(timeout=60)
+        ids = list(Delivery.objects.values_list("pk", flat=True))
+        results = [deliver.delay(pk) for pk in ids for _ in range(4)]
+        for r in results:
+            r.get(timeout=60)
+        deadline = time.monotonic() + 30
+        while Delivery.objects.exclude(status="sent").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert Delivery.objects.filter(status="sent").count() == 5
+    assert len(hook.requests) == 5
+    assert len({r.header("X-Vigil-Delivery") for r in hook.requests}) == 5
+    assert hook.problems() == []
