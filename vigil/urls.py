@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from vigil.api import alerts as api_alerts
+from vigil.api import notify as api_notify
 from vigil.api import openapi as api_openapi
 from vigil.api import views as api
 from vigil.ingest import views as ingest
@@ -12,6 +13,7 @@ from vigil.ingest import views_collectd, views_prometheus
 from vigil.ingest import views_influx as influx
 from vigil.scrape import views as scrape
 from vigil.web import alerts as web_alerts
+from vigil.web import notify as web_notify
 from vigil.web import views as web
 
 urlpatterns = [
@@ -34,6 +36,16 @@ urlpatterns = [
     path("alerts/rules/backtest", web_alerts.rule_backtest, name="rule-backtest"),
     path("alerts/rules/<int:pk>/", web_alerts.rule_edit, name="rule"),
     path("alerts/rules/<int:pk>/enabled", web_alerts.rule_enable, name="rule-enable"),
+    path("alerts/channels/", web_notify.channels, name="channels"),
+    path("alerts/channels/new", web_notify.channel_edit, name="channel-new"),
+    path("alerts/channels/<int:pk>/", web_notify.channel_edit, name="channel"),
+    path("alerts/channels/<int:pk>/test", web_notify.channel_test, name="channel-test"),
+    path("alerts/channels/<int:pk>/delete", web_notify.channel_delete, name="channel-delete"),
+    path("alerts/routes/", web_notify.routes, name="routes"),
+    path("alerts/routes/new", web_notify.route_edit, name="route-new"),
+    path("alerts/routes/<int:pk>/", web_notify.route_edit, name="route"),
+    path("alerts/routes/<int:pk>/delete", web_notify.route_delete, name="route-delete"),
+    path("alerts/deliveries/<int:pk>/", web_notify.delivery, name="delivery"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -62,6 +74,13 @@ urlpatterns = [
     path("api/v1/silences", api_alerts.silences, name="api-silences"),
     path("api/v1/silences/<int:pk>", api_alerts.silence_detail, name="api-silence"),
     path("api/v1/notifications", api_alerts.notifications, name="api-notifications"),
+    path("api/v1/channels", api_notify.channels, name="api-channels"),
+    path("api/v1/channels/<int:pk>", api_notify.channel_detail, name="api-channel"),
+    path("api/v1/channels/<int:pk>/test", api_notify.channel_test, name="api-channel-test"),
+    path("api/v1/routes", api_notify.routes, name="api-routes"),
+    path("api/v1/routes/<int:pk>", api_notify.route_detail, name="api-route"),
+    path("api/v1/deliveries", api_notify.deliveries, name="api-deliveries"),
+    path("api/v1/deliveries/<int:pk>", api_notify.delivery_detail, name="api-delivery"),
     path("write", influx.write, name="influx-write"),
     path("query", influx.query, name="influx-query"),
     path("ping", influx.ping, name="influx-ping"),

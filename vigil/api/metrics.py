@@ -15,6 +15,10 @@ HELP = {
     "vigil_alerts": ("gauge", "Alerts by state (pending, firing, gone)."),
     "vigil_alert_rules_failing": ("gauge", "Enabled rules whose last evaluation failed."),
     "vigil_notifications_queued": ("gauge", "Notifications not yet delivered."),
+    "vigil_notify_deliveries": (
+        "gauge",
+        "Deliveries of notifications to channels by status (test sends not counted).",
+    ),
     "vigil_ingest_requests_total": ("counter", "Ingest requests answered by this process."),
     "vigil_ingest_samples_written_total": ("counter", "Samples committed by this process."),
     "vigil_ingest_samples_rejected_total": ("counter", "Samples rejected as invalid."),
@@ -30,6 +34,7 @@ def collect() -> list[tuple[str, dict[str, str], float]]:
         samples.append(("vigil_servers", {"status": status}, counts.get(status, 0)))
     samples.append(("vigil_series", {}, Series.objects.count()))
     samples.extend(_alert_samples())
+    samples.extend(_delivery_samples())
     for (name, labels), value in sorted(stats.snapshot().items()):
         samples.append((name, dict(labels), value))
     committer = writer.committer()
@@ -55,6 +60,20 @@ def _alert_samples() -> list[tuple[str, dict[str, str], float]]:
     queued = Notification.objects.filter(delivered_at__isnull=True).count()
     out.append(("vigil_notifications_queued", {}, queued))
     return out
+
+
+def _delivery_samples() -> list[tuple[str, dict[str, str], float]]:
+    from vigil.notify.models import Delivery
+
+    counts = dict(
+        Delivery.objects.exclude(purpose=Delivery.Purpose.TEST)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    return [
+        ("vigil_notify_deliveries", {"status": status}, counts.get(status, 0))
+        for status in Delivery.Status.values
+    ]
 
 
 def render() -> str:

@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from vigil.api import openapi_ingest as ingest
+from vigil.api import openapi_notify as notify
 from vigil.api.auth import api_view
 from vigil.api.openapi_components import (
     HEADERS,
@@ -380,15 +381,18 @@ def schema() -> dict:
                 "alerts",
                 "silences",
                 "notifications",
+                "channels",
+                "routes",
+                "deliveries",
                 "ingest",
                 "influx",
                 "meta",
             )
         ],
-        "paths": copy.deepcopy({**PATHS, **ingest.PATHS}),
+        "paths": copy.deepcopy({**PATHS, **notify.PATHS, **ingest.PATHS}),
         "components": copy.deepcopy(
             {
-                "schemas": {**SCHEMAS, **ingest.SCHEMAS},
+                "schemas": {**SCHEMAS, **notify.SCHEMAS, **ingest.SCHEMAS},
                 "parameters": {**PARAMETERS, **ingest.PARAMETERS},
                 "headers": {**HEADERS, **ingest.HEADERS},
                 "responses": {**RESPONSES, **ingest.RESPONSES},

@@ -316,6 +316,7 @@ SCHEMAS: dict = {
             "alert": ID,
             "key": {"type": "string", "description": "Stable for one firing of one alert."},
             "rule": {"type": "string"},
+            "metric": {"type": "string"},
             "severity": RULE_FIELDS["severity"],
             "server": {"type": "string"},
             "location": {"type": "string"},

@@ -19,8 +19,9 @@ from vigil.alerts.dispatch import acknowledge as acknowledge_alert
 from vigil.alerts.dispatch import refresh_marks
 from vigil.alerts.forms import BacktestForm, RuleForm, SilenceForm
 from vigil.alerts.models import Alert, Rule, Silence
+from vigil.notify import overview as notify_overview
 
-TABS = [*overview.SECTIONS, ("history", "History")]
+TABS = [*overview.SECTIONS, ("history", "History"), ("deliveries", "Deliveries")]
 BACKTEST_DAYS = 7
 SILENCE_SECTIONS = [("active", "Active"), ("upcoming", "Upcoming"), ("expired", "Recently expired")]
 
@@ -34,15 +35,27 @@ def _back(request: HttpRequest, default: str) -> HttpResponse:
 
 
 def alerts_page(request: HttpRequest) -> HttpResponse:
+    tabs = TABS
+    if not request.user.has_perm("notify.view_delivery"):
+        tabs = [t for t in TABS if t[0] != "deliveries"]
     tab = request.GET.get("tab", "firing")
-    if tab not in dict(TABS):
+    if tab not in dict(tabs):
         tab = "firing"
     sections = overview.live_alerts(timezone.now())
+    # Notifications that reached no one: a banner on every tab.
+    failed = notify_overview.failed_count(timezone.now())
+    counts = {key: len(rows) for key, rows in sections.items()} | {"deliveries": failed}
     context = {
         "tab": tab,
-        "tabs": [(key, title, len(sections.get(key, ()))) for key, title in TABS],
+        "tabs": [(key, title, counts.get(key, 0)) for key, title in tabs],
         "rows": sections.get(tab, []),
         "events": overview.history(request.GET.get("page")) if tab == "history" else None,
+        "failed_deliveries": failed,
+        "deliveries": notify_overview.delivery_page(
+            request.GET.get("page"), request.GET.get("status", "")
+        )
+        if tab == "deliveries"
+        else None,
     }
     return render(request, "web/alerts/alerts.html", context)
 

@@ -234,15 +234,15 @@ def test_the_alerts_page_makes_the_same_queries_for_one_or_fifty_alerts(
             )
 
     add(1)
-    # session, user, live alerts, active silences, tags, navigation count
-    with django_assert_num_queries(6):
+    # session, user, live alerts, active silences, tags, failed deliveries, navigation count
+    with django_assert_num_queries(7):
         html_of(admin_client.get("/alerts/?tab=silenced"))
     add(49)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         html = html_of(admin_client.get("/alerts/?tab=silenced"))
     assert html.count("data-alert=") == 18
     # ... and for the history: its count and its page
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         html_of(admin_client.get("/alerts/?tab=history"))
 
 
