@@ -208,10 +208,15 @@ def deliver(pk: int, now: datetime | None = None) -> str:
     started = time.monotonic()
     try:
         transport = transport_for(channel.kind)(channel.config, channel.secrets)
-        sent = transport.notify(message_for(delivery))
+        message = message_for(delivery)
+        message.done = tuple(delivery.progress)
+        sent = transport.notify(message)
         error = None
     except TransportError as exc:
         sent, error = Sent(exc.status, exc.answer), exc
+        if exc.done:
+            delivery.progress = [*delivery.progress, *exc.done]
+            Delivery.objects.filter(pk=delivery.pk).update(progress=delivery.progress)
     except Exception as exc:  # a bug in a channel must not lose the page
         log.exception("channel %s failed unexpectedly", channel.name)
         sent, error = Sent(), TransportError(f"{type(exc).__name__}: {exc}")

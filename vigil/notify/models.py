@@ -105,6 +105,9 @@ class Delivery(models.Model):
     # can drop the copy that a timed-out attempt may have delivered.
     key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Parts that already went out (the SMS recipients reached), skipped on
+    # retry so that no one gets a page twice.
+    progress = models.JSONField(default=list, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)

@@ -28,8 +28,11 @@ class TransportError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         answer: str = "",
+        done: list[str] | None = None,
     ) -> None:
         super().__init__(message)
+        # Parts that went out before the failure (SMS recipients reached).
+        self.done = list(done or [])
         self.permanent = permanent
         self.retry_after = retry_after
         self.status = status
@@ -56,6 +59,7 @@ class Message:
     link: str = ""  # the alerts page
     delivery_key: str = ""  # the same on every retry of one delivery
     created: str = ""  # ISO 8601
+    done: tuple[str, ...] = ()  # parts an earlier attempt delivered: skip them
 
     @property
     def is_test(self) -> bool:

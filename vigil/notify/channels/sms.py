@@ -176,15 +176,18 @@ class SmsTransport(HttpTransport):
         sid = required(self.config, "account_sid", "account SID")
         sender = required(self.config, "from_number", "sender number")
         token = required(self.secrets, "auth_token", "auth token")
-        numbers = recipients(self.config)
-        if not numbers:
+        everyone = recipients(self.config)
+        if not everyone:
             raise TransportError("the channel has no recipient numbers", permanent=True)
+        # A retry goes only to those an earlier attempt did not reach.
+        numbers = [n for n in everyone if n not in message.done] or everyone
         base = (self.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
         url = f"{base}/2010-04-01/Accounts/{quote(sid, safe='')}/Messages.json"
         auth = base64.b64encode(f"{sid}:{token}".encode()).decode()
         headers = {"Authorization": f"Basic {auth}"}
         body = sms_text(message)
         sent: list[Sent] = []
+        reached: list[str] = []
         failed: list[tuple[str, TransportError]] = []
         for number in numbers:
             try:
@@ -196,6 +199,7 @@ class SmsTransport(HttpTransport):
                         content_type="application/x-www-form-urlencoded",
                     )
                 )
+                reached.append(number)
             except TransportError as exc:
                 failed.append((number, exc))
         if not failed:
@@ -209,4 +213,5 @@ class SmsTransport(HttpTransport):
             retry_after=max(waits) if waits else None,
             status=first.status,
             answer=first.answer,
+            done=reached,
         )

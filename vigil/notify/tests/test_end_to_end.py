@@ -122,3 +122,22 @@ def test_a_firing_rule_reaches_every_channel_once_and_so_does_its_resolution(
     assert "&lt;b&gt;db-1&lt;/b&gt;" in html and "<b>db-1</b>" not in html
     assert Delivery.objects.exclude(status="sent").count() == 0
     assert Delivery.objects.count() == 3 * 6
+
+
+def test_an_sms_retry_goes_only_to_the_numbers_not_yet_reached(twilio):
+    from vigil.alerts.models import Notification
+    from vigil.notify.tests.samples import RECIPIENTS
+
+    config, secrets = channel_settings("sms", twilio.url)
+    channel = Channel.objects.create(name="sms", kind="sms", config=config, secrets=secrets)
+    rule = Rule.objects.create(name="cpu", metric="cpu_usage_percent", threshold=90)
+    n = Notification.objects.create(kind="firing", rule=rule, severity="critical", title="cpu")
+    d = Delivery.objects.create(notification=n, channel=channel, next_attempt_at=at(0))
+    twilio.then(201)
+    twilio.then(500)
+    assert delivery.deliver(d.pk, at(0)) == "retry"
+    d.refresh_from_db()
+    assert d.progress == [RECIPIENTS[0]]
+    assert delivery.deliver(d.pk, d.next_attempt_at) == "sent"
+    to = [r.doc["To"] for r in twilio.requests]
+    assert to == [RECIPIENTS[0], RECIPIENTS[1], RECIPIENTS[1]]
