@@ -78,11 +78,6 @@ def default_jobs() -> list[Job]:
             settings.ALERT_EVALUATION_INTERVAL_SECONDS,
             alert_tasks.evaluate_alerts,
         ),
-        Job(
-            "deliver_notifications",
-            settings.NOTIFY_TICK_SECONDS,
-            notify_tasks.deliver_notifications,
-        ),
         Job("watchdog", settings.WATCHDOG_INTERVAL_SECONDS, notify_tasks.watchdog_ping),
         # SQLite only (a no-op elsewhere); Celery deployments run PostgreSQL.
         Job("checkpoint_wal", 1.0, metrics_tasks.checkpoint_wal),
@@ -100,4 +95,21 @@ def history_jobs() -> list[Job]:
         return []  # off: benchmarks of ingest or queries alone
     return [
         Job("maintain_history", settings.HISTORY_INTERVAL_SECONDS, metrics_tasks.maintain_history)
+    ]
+
+
+def notify_jobs() -> list[Job]:
+    """Notification delivery, in a scheduler of its own: a receiver that
+    takes its full timeout to answer must not delay `up` samples, scrapes
+    or alert evaluation."""
+    from django.conf import settings
+
+    from vigil.notify import tasks as notify_tasks
+
+    return [
+        Job(
+            "deliver_notifications",
+            settings.NOTIFY_TICK_SECONDS,
+            notify_tasks.deliver_notifications,
+        )
     ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from vigil.scheduler import Job, Scheduler, default_jobs, history_jobs
+from vigil.scheduler import Job, Scheduler, default_jobs, history_jobs, notify_jobs
 
 
 def test_it_runs_each_job_when_due_and_survives_a_failing_one(db):
@@ -26,7 +26,7 @@ def test_it_runs_the_same_tasks_that_celery_beat_schedules():
     app.loader.import_default_modules()
     beat_tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert beat_tasks <= set(app.tasks)
-    jobs = default_jobs() + history_jobs()
+    jobs = default_jobs() + history_jobs() + notify_jobs()
     embedded = {job.func.__module__ + "." + job.func.__name__ for job in jobs}
     assert embedded == {
         "vigil.servers.tasks.update_up",

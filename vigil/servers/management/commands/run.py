@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from vigil import embedded
-from vigil.scheduler import Scheduler, default_jobs, history_jobs
+from vigil.scheduler import Scheduler, default_jobs, history_jobs, notify_jobs
 
 log = logging.getLogger("vigil.run")
 ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 (only compared with, never bound by default)
@@ -92,7 +92,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         schedulers: list[Scheduler] = []
         if not settings.CELERY_BROKER_URL:
-            schedulers = [Scheduler(default_jobs())]
+            schedulers = [Scheduler(default_jobs()), Scheduler(notify_jobs(), "vigil-notify")]
             if history := history_jobs():
                 schedulers.append(Scheduler(history, "vigil-history"))
             for scheduler in schedulers:
