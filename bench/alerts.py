@@ -731,7 +731,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="cProfile the later passes into FILE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="vigil-bench-alerts-"))
+    # Without --data-dir, a temporary one, removed at exit.
+    scratch = None if args.data_dir else tempfile.TemporaryDirectory(prefix="vigil-bench-alerts-")
+    data_dir = args.data_dir or Path(scratch.name)
     data_dir.mkdir(parents=True, exist_ok=True)
     _django(data_dir, args.database_url)
     from django.core.management import call_command
